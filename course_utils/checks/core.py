@@ -1,0 +1,438 @@
+"""The machinery behind every exercise check: call the student's function, compare, explain.
+
+A check calls the student's function on several inputs drawn from a private generator,
+compares each output with the reference implementation, and either prints one pass line
+(``logsumexp: 7/7 cases match ✓``) or raises a short, student-facing error. Errors render in
+Jupyter as a few lines without a traceback through this package (IPython honours
+``_render_traceback_``), so nbval and the student both see only the message.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+import traceback
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+_RED, _GREEN, _BOLD, _RESET = "\x1b[31m", "\x1b[32m", "\x1b[1m", "\x1b[0m"
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+# --------------------------------------------------------------------------- exceptions
+
+
+class _StudentFacing:
+    """Mixin: render as a few plain lines in Jupyter instead of a traceback."""
+
+    exercise: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.exercise}: {self.message}"
+
+    def _render_traceback_(self) -> list[str]:
+        first, *rest = self.message.splitlines() or [""]
+        return [f"{_RED}{_BOLD}✗ {self.exercise}{_RESET}{_RED}: {first}{_RESET}"] + [
+            f"  {line}" for line in rest
+        ]
+
+
+class CheckFailed(_StudentFacing, AssertionError):
+    """The student's answer is wrong; the message says what differs and where."""
+
+    def __init__(self, exercise: str, message: str):
+        super().__init__(f"{exercise}: {message}")
+        self.exercise, self.message = exercise, message
+
+
+class ExerciseNotStarted(_StudentFacing, NotImplementedError):
+    """The exercise body still raises NotImplementedError."""
+
+    def __init__(self, exercise: str):
+        message = (
+            "not implemented yet. Replace `raise NotImplementedError()` in the exercise cell "
+            "with your code, run that cell, then run this check again."
+        )
+        super().__init__(f"{exercise}: {message}")
+        self.exercise, self.message = exercise, message
+
+
+def fail(exercise: str, message: str) -> None:
+    """Stop the check with a student-facing message (no traceback)."""
+    raise CheckFailed(exercise, message) from None
+
+
+def passed(exercise: str, n_cases: int, what: str = "cases match") -> None:
+    """Print the one-line success message."""
+    print(f"{exercise}: {n_cases}/{n_cases} {what} {_GREEN}✓{_RESET}")
+
+
+# --------------------------------------------------------------------------- registry
+
+
+@dataclass(frozen=True)
+class Exercise:
+    """One exercise of the course: its name, its notebook (file stem) and its check."""
+
+    name: str
+    notebook: str
+    check: Callable[[Callable], None]
+
+
+REGISTRY: dict[str, Exercise] = {}
+
+
+def exercise(notebook: str, name: str | None = None):
+    """Register a check for the exercise of the same name in ``notebook`` (e.g. '00_welcome')."""
+
+    def register(check_fn: Callable[[Callable], None]) -> Callable[[Callable], None]:
+        exercise_name = name or check_fn.__name__
+        if exercise_name in REGISTRY:
+            raise ValueError(f"exercise {exercise_name!r} is registered twice")
+
+        @functools.wraps(check_fn)
+        def check(student_fn: Callable, *args: Any, **kwargs: Any) -> None:
+            _require_callable(exercise_name, student_fn)
+            check_fn(student_fn, *args, **kwargs)
+
+        REGISTRY[exercise_name] = Exercise(exercise_name, notebook, check)
+        return check
+
+    return register
+
+
+def _require_callable(name: str, student_fn: Any) -> None:
+    if not callable(student_fn):
+        fail(
+            name,
+            f"expected your function, got {type(student_fn).__name__}. Pass the function "
+            f"itself, without calling it: check.{name}({name}).",
+        )
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def private_generator(name: str, salt: int = 0) -> torch.Generator:
+    """A CPU generator seeded from the exercise name: checks never touch the global RNG."""
+    return torch.Generator().manual_seed(zlib.crc32(name.encode()) + salt)
+
+
+@dataclass
+class Case:
+    """One input to an exercise: positional and keyword arguments and a label for messages."""
+
+    args: tuple
+    kwargs: dict = field(default_factory=dict)
+    label: str | None = None
+
+    def describe(self, arg_names: Sequence[str] = ()) -> str:
+        """A short human description of the inputs, e.g. "x: (3, 5) float64 in [-2, 3]"."""
+        if self.label:
+            return self.label
+        names = list(arg_names) + [f"arg{i}" for i in range(len(arg_names), len(self.args))]
+        parts = [f"{n}: {describe_value(v)}" for n, v in zip(names, self.args, strict=False)]
+        parts += [f"{k}={describe_value(v)}" for k, v in self.kwargs.items()]
+        return "; ".join(parts)
+
+
+def describe_value(value: Any) -> str:
+    """'(3, 5) float64 in [-2.1, 3.4]' for tensors, repr for small things."""
+    if isinstance(value, torch.Tensor):
+        shape = tuple(value.shape)
+        dtype = str(value.dtype).replace("torch.", "")
+        if value.numel() == 0 or value.dtype == torch.bool:
+            return f"tensor {shape} {dtype}"
+        lo, hi = value.min().item(), value.max().item()
+        return f"tensor {shape} {dtype} in [{lo:.3g}, {hi:.3g}]"
+    if isinstance(value, (list, tuple)) and len(value) > 4:
+        return f"{type(value).__name__} of length {len(value)}"
+    return repr(value)
+
+
+# --------------------------------------------------------------------------- calling
+
+
+def _clone(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.detach().clone().requires_grad_(value.requires_grad)
+    if isinstance(value, (list, tuple)):
+        return type(value)(_clone(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _clone(v) for k, v in value.items()}
+    return value
+
+
+def _changed(before: Any, after: Any) -> bool:
+    """True if the student's function modified an input tensor in place."""
+    if isinstance(before, torch.Tensor):
+        after = after.detach()
+        if before.shape != after.shape or before.dtype != after.dtype:
+            return True
+        if before.is_floating_point() or before.is_complex():
+            return not torch.allclose(before.detach(), after, rtol=0, atol=0, equal_nan=True)
+        return not torch.equal(before.detach(), after)
+    if isinstance(before, (list, tuple)):
+        return any(_changed(b, a) for b, a in zip(before, after, strict=False))
+    return False
+
+
+def _is_library_frame(filename: str) -> bool:
+    return (
+        filename.startswith(_PACKAGE_DIR)
+        or "site-packages" in filename
+        or filename.startswith(sys.prefix)
+        or filename.startswith(sys.base_prefix)
+    )
+
+
+def _student_line(tb) -> str:
+    """'line 4: `return x.exp().sum().log()`' for the deepest frame in the student's code."""
+    frames = [f for f in traceback.extract_tb(tb) if not _is_library_frame(f.filename)]
+    if not frames:
+        return ""
+    frame = frames[-1]
+    code = f": `{frame.line.strip()}`" if frame.line else ""
+    return f"line {frame.lineno}{code}"
+
+
+def call_student(
+    name: str, student_fn: Callable, case: Case, arg_names: Sequence[str] = (), seed: int = 0
+) -> Any:
+    """Call the student's function on a copy of the case's inputs, turning errors into messages.
+
+    Randomness inside the student's function is seeded and isolated with ``fork_rng`` so the
+    student's own random state is left untouched.
+    """
+    args, kwargs = _clone(case.args), _clone(case.kwargs)
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            out = student_fn(*args, **kwargs)
+    except NotImplementedError:
+        raise ExerciseNotStarted(name) from None
+    except Exception as err:  # the student's own error: show where, not our internals
+        where = _student_line(err.__traceback__)
+        first = (str(err).strip().splitlines() or [""])[0][:200]
+        fail(
+            name,
+            f"your function raised {type(err).__name__} on input ({case.describe(arg_names)})\n"
+            + (f"at {where}\n" if where else "")
+            + f"{type(err).__name__}: {first}",
+        )
+    for i, (before, after) in enumerate(zip(case.args, args, strict=False)):
+        if _changed(before, after):
+            arg = arg_names[i] if i < len(arg_names) else f"argument {i}"
+            fail(name, f"your function changed its input `{arg}` in place; work on a copy.")
+    return out
+
+
+# --------------------------------------------------------------------------- comparing
+
+
+def _as_tuple(value: Any, n: int) -> tuple:
+    return tuple(value) if n > 1 else (value,)
+
+
+def check_type(name: str, out: Any, expected: Any, where: str) -> None:
+    """Fail with a specific message if ``out`` is not the kind of object ``expected`` is."""
+    if isinstance(expected, torch.Tensor):
+        if isinstance(out, np.ndarray):
+            fail(
+                name,
+                f"{where} is a NumPy array; return a torch tensor (use torch operations, "
+                "not NumPy, so the computation can run on a GPU and be differentiated).",
+            )
+        if isinstance(out, (float, int)) and not isinstance(out, bool):
+            fail(
+                name,
+                f"{where} is a Python {type(out).__name__}; return a torch tensor "
+                "(avoid .item() and float(...), which cut the computation graph).",
+            )
+        if not isinstance(out, torch.Tensor):
+            fail(name, f"{where} is a {type(out).__name__}; expected a torch tensor.")
+    elif isinstance(expected, (tuple, list)):
+        if not isinstance(out, (tuple, list)) or len(out) != len(expected):
+            got = f"a {type(out).__name__}" + (
+                f" of length {len(out)}" if isinstance(out, (tuple, list)) else ""
+            )
+            fail(name, f"{where} should be a tuple of {len(expected)} values; got {got}.")
+
+
+def check_tensor_like(name: str, out: torch.Tensor, expected: torch.Tensor, where: str) -> None:
+    """Fail on a shape, dtype or device that differs from the reference output."""
+    if out.shape != expected.shape:
+        fail(
+            name,
+            f"{where} has shape {tuple(out.shape)}, expected {tuple(expected.shape)}.",
+        )
+    if out.dtype != expected.dtype:
+        fail(
+            name,
+            f"{where} has dtype {out.dtype}, expected {expected.dtype}. New tensors should "
+            "follow their inputs, e.g. torch.zeros(..., dtype=x.dtype, device=x.device).",
+        )
+    if out.device != expected.device:
+        fail(
+            name,
+            f"{where} is on device {out.device}, expected {expected.device} (where the inputs "
+            "are). Create new tensors with device=x.device, never with .cuda().",
+        )
+
+
+@dataclass(frozen=True)
+class Mistake:
+    """A known wrong answer: a function that reproduces it and the hint that names it."""
+
+    hint: str
+    fn: Callable
+
+
+def _close(a: Any, b: Any, rtol: float, atol: float) -> bool:
+    if isinstance(b, (tuple, list)):
+        return (
+            isinstance(a, (tuple, list))
+            and len(a) == len(b)
+            and all(_close(x, y, rtol, atol) for x, y in zip(a, b, strict=True))
+        )
+    if not isinstance(a, torch.Tensor) or not isinstance(b, torch.Tensor):
+        return False
+    if a.shape != b.shape:
+        return False
+    a, b = a.detach().cpu(), b.detach().cpu()
+    if a.dtype != b.dtype:
+        a, b = a.double(), b.double()
+    return bool(torch.allclose(a, b, rtol=rtol, atol=atol, equal_nan=True))
+
+
+def _matching_mistake(out: Any, case: Case, mistakes: Sequence[Mistake], rtol, atol) -> str:
+    for mistake in mistakes:
+        try:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(0)
+                wrong = mistake.fn(*_clone(case.args), **_clone(case.kwargs))
+        except Exception:  # a mistake that cannot run on this input does not match it
+            continue
+        if _close(out, wrong, rtol, atol):
+            return mistake.hint
+    return ""
+
+
+def _difference(out: torch.Tensor, expected: torch.Tensor, rtol: float, atol: float) -> str:
+    out, expected = out.detach().cpu().double(), expected.detach().cpu().double()
+    bad = ~torch.isclose(out, expected, rtol=rtol, atol=atol, equal_nan=True)
+    diff = (out - expected).abs().nan_to_num(nan=float("inf"))
+    where = ""
+    if out.ndim > 0:
+        index = tuple(int(i) for i in np.unravel_index(int(diff.argmax()), tuple(out.shape)))
+        where = f" at index {index}"
+    return (
+        f"max abs difference {diff.max().item():.3g}{where}; "
+        f"{int(bad.sum())} of {out.numel()} entries differ"
+    )
+
+
+def compare_output(
+    name: str,
+    out: Any,
+    expected: Any,
+    case: Case,
+    *,
+    arg_names: Sequence[str] = (),
+    output_names: Sequence[str] = (),
+    mistakes: Sequence[Mistake] = (),
+    rtol: float = 1e-5,
+    atol: float = 1e-6,
+    position: str = "",
+) -> None:
+    """Fail with a diagnosis if the student's ``out`` differs from ``expected`` on ``case``."""
+    n = len(expected) if isinstance(expected, (tuple, list)) else 1
+    on = f"on input {position}({case.describe(arg_names)})"
+    check_type(name, out, expected, "your output")
+    hint = ""
+    for i, (got, want) in enumerate(zip(_as_tuple(out, n), _as_tuple(expected, n), strict=True)):
+        what = f"`{output_names[i]}`" if i < len(output_names) else (
+            f"output {i}" if n > 1 else "your output"
+        )
+        check_type(name, got, want, what)
+        if not isinstance(want, torch.Tensor):
+            continue
+        problem = ""
+        if got.shape != want.shape:
+            problem = f"{what} has shape {tuple(got.shape)}, expected {tuple(want.shape)} {on}"
+        elif got.dtype != want.dtype or got.device != want.device:
+            check_tensor_like(name, got, want, what)
+        elif not torch.isfinite(got).all() and torch.isfinite(want).all():
+            kind = "nan" if torch.isnan(got).any() else "inf"
+            count = int((~torch.isfinite(got)).sum())
+            problem = f"{what} contains {kind} ({count} of {got.numel()} entries) {on}"
+        elif not _close(got, want, rtol, atol):
+            problem = f"{what} differs {on}\n{_difference(got, want, rtol, atol)}"
+        if problem:
+            hint = _matching_mistake(out, case, mistakes, rtol, atol)
+            fail(name, problem + (f"\nHint: {hint}" if hint else ""))
+
+
+def compare(
+    name: str,
+    student_fn: Callable,
+    reference_fn: Callable,
+    cases: Sequence[Case],
+    *,
+    arg_names: Sequence[str] = (),
+    output_names: Sequence[str] = (),
+    mistakes: Sequence[Mistake] = (),
+    rtol: float = 1e-5,
+    atol: float = 1e-6,
+) -> None:
+    """Run the student's function on every case, compare with the reference, print a pass line."""
+    for i, case in enumerate(cases):
+        out = call_student(name, student_fn, case, arg_names)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            expected = reference_fn(*_clone(case.args), **_clone(case.kwargs))
+        compare_output(
+            name,
+            out,
+            expected,
+            case,
+            arg_names=arg_names,
+            output_names=output_names,
+            mistakes=mistakes,
+            rtol=rtol,
+            atol=atol,
+            position=f"{i + 1}/{len(cases)} ",
+        )
+    passed(name, len(cases))
+
+
+# --------------------------------------------------------------------------- for tests
+
+
+def assert_passes(check: Callable, student_fn: Callable, capsys=None) -> None:
+    """Assert that ``check`` accepts ``student_fn`` (use in tests)."""
+    try:
+        check(student_fn)
+    except (CheckFailed, ExerciseNotStarted) as err:
+        raise AssertionError(f"check rejected a correct answer: {err}") from None
+
+
+def assert_fails(check: Callable, student_fn: Callable, *fragments: str) -> str:
+    """Assert that ``check`` rejects ``student_fn`` with a message containing every fragment."""
+    try:
+        check(student_fn)
+    except (CheckFailed, ExerciseNotStarted) as err:
+        message = str(err)
+    else:
+        raise AssertionError("check accepted a wrong answer")
+    missing = [f for f in fragments if f.lower() not in message.lower()]
+    assert not missing, f"message lacks {missing}:\n{message}"
+    assert len(message.splitlines()) <= 6, f"message too long for a student:\n{message}"
+    return message
