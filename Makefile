@@ -1,0 +1,52 @@
+# The course in two commands: `make lab` (set up and open the course) and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+# The CPU build of torch that lies on the course machines; elsewhere pip picks the platform's.
+TORCH_SPEC ?= torch==2.13.0
+# Workers for the notebook tests (each notebook runs in its own kernel).
+WORKERS ?= 2
+
+.PHONY: setup lab test lint unit notebooks-test check student solutions bench clean
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet "$(TORCH_SPEC)"
+	$(PY) -m pip install --quiet -e ".[dev]" --config-settings editable_mode=compat
+	@touch $(STAMP)
+
+setup: $(STAMP)
+
+lab: setup
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks $(LAB_ARGS)
+
+test: setup lint
+	$(PY) -m course_utils.authoring student --check
+	COURSE_FAST=1 $(PY) -m pytest tests -n $(WORKERS) -q
+	COURSE_FAST=1 $(PY) -m pytest --nbval-lax --nbval-current-env -p no:cacheprovider \
+		-n $(WORKERS) -q solutions
+
+lint: setup
+	$(VENV)/bin/ruff check .
+
+check: setup
+	$(PY) -m course_utils.selfcheck $(NB)
+
+student: setup
+	$(PY) -m course_utils.authoring student
+
+solutions: setup
+	env -u COURSE_FAST $(PY) -m course_utils.authoring execute solutions/[0-9][0-9]_*.ipynb
+	$(PY) -m course_utils.authoring student
+
+bench: setup
+	$(PY) benchmarks/time_notebooks.py
+	$(PY) benchmarks/bench_gmm.py
+	$(PY) benchmarks/bench_vae.py
+	$(PY) benchmarks/bench_disentangle.py
+	$(PY) benchmarks/bench_ssvae.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache
