@@ -57,7 +57,7 @@ def test_not_implemented_is_its_own_message():
         (lambda x, dim: torch.empty(x.sum(dim).shape, dtype=x.dtype, device="meta"),
          ["device meta", "device=x.device"]),
         (lambda x, dim: x.sum(dim) * 2 / 0 * 0, ["contains nan", "input 1/2"]),
-        (lambda x, dim: x.sum(dim), ["differs", "max abs difference", "Hint: you forgot to double"]),
+        (lambda x, dim: x.sum(dim), ["differs", "max abs difference", "Hint: you forgot"]),
         (lambda x, dim: x.sum(dim) * 3, ["differs", "input 1/2", "x: tensor (2, 3) float64"]),
     ],
 )

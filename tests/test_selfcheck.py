@@ -18,7 +18,7 @@ def _student_notebook(folder, body, extra=""):
     if extra:
         cells.append(extra)
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
     path = folder / "00_welcome.ipynb"
     nbformat.write(nb, path)
     return path
