@@ -26,7 +26,7 @@ test: setup lint
 	$(PY) -m course_utils.authoring student --check
 	COURSE_FAST=1 $(PY) -m pytest tests -n $(WORKERS) -q
 	COURSE_FAST=1 $(PY) -m pytest --nbval-lax --nbval-current-env -p no:cacheprovider \
-		-n $(WORKERS) -q solutions
+		-n $(WORKERS) --dist loadfile -q solutions
 
 lint: setup
 	$(VENV)/bin/ruff check .

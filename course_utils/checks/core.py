@@ -266,24 +266,24 @@ def check_type(name: str, out: Any, expected: Any, where: str) -> None:
             fail(name, f"{where} should be a tuple of {len(expected)} values; got {got}.")
 
 
-def check_tensor_like(name: str, out: torch.Tensor, expected: torch.Tensor, where: str) -> None:
+def check_tensor_like(
+    name: str, out: torch.Tensor, expected: torch.Tensor, where: str, on: str = ""
+) -> None:
     """Fail on a shape, dtype or device that differs from the reference output."""
+    on = f" {on}" if on else ""
     if out.shape != expected.shape:
-        fail(
-            name,
-            f"{where} has shape {tuple(out.shape)}, expected {tuple(expected.shape)}.",
-        )
+        fail(name, f"{where} has shape {tuple(out.shape)}, expected {tuple(expected.shape)}{on}.")
     if out.dtype != expected.dtype:
         fail(
             name,
-            f"{where} has dtype {out.dtype}, expected {expected.dtype}. New tensors should "
+            f"{where} has dtype {out.dtype}, expected {expected.dtype}{on}.\nNew tensors should "
             "follow their inputs, e.g. torch.zeros(..., dtype=x.dtype, device=x.device).",
         )
     if out.device != expected.device:
         fail(
             name,
-            f"{where} is on device {out.device}, expected {expected.device} (where the inputs "
-            "are). Create new tensors with device=x.device, never with .cuda().",
+            f"{where} is on device {out.device}, expected {expected.device}{on}.\nCreate new "
+            "tensors where the inputs are (device=x.device), never with .cuda().",
         )
 
 
@@ -368,7 +368,7 @@ def compare_output(
         if got.shape != want.shape:
             problem = f"{what} has shape {tuple(got.shape)}, expected {tuple(want.shape)} {on}"
         elif got.dtype != want.dtype or got.device != want.device:
-            check_tensor_like(name, got, want, what)
+            check_tensor_like(name, got, want, what, on)
         elif not torch.isfinite(got).all() and torch.isfinite(want).all():
             kind = "nan" if torch.isnan(got).any() else "inf"
             count = int((~torch.isfinite(got)).sum())
