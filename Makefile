@@ -9,7 +9,7 @@ TORCH_SPEC ?= torch==2.13.0
 # Workers for the notebook tests (each notebook runs in its own kernel).
 WORKERS ?= 2
 
-.PHONY: setup lab test lint unit notebooks-test check student solutions bench clean
+.PHONY: setup lab test lint check student solutions bench mnist clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -47,6 +47,9 @@ bench: setup
 	$(PY) benchmarks/bench_vae.py
 	$(PY) benchmarks/bench_disentangle.py
 	$(PY) benchmarks/bench_ssvae.py
+
+mnist: setup
+	$(PY) -m course_utils.data download --train-only $(if $(DATA_DIR),--data-dir $(DATA_DIR))
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
