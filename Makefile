@@ -6,8 +6,10 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 # The CPU build of torch that lies on the course machines; elsewhere pip picks the platform's.
 TORCH_SPEC ?= torch==2.13.0
-# Workers for the notebook tests (each notebook runs in its own kernel).
+# Test workers, one torch thread each: two workers with two threads apiece on a 2-core
+# machine run several times slower than one thread each.
 WORKERS ?= 2
+TEST_ENV := COURSE_FAST=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 
 .PHONY: setup lab test lint check student solutions bench mnist clean
 
@@ -24,8 +26,8 @@ lab: setup
 
 test: setup lint
 	$(PY) -m course_utils.authoring student --check
-	COURSE_FAST=1 $(PY) -m pytest tests -n $(WORKERS) -q
-	COURSE_FAST=1 $(PY) -m pytest --nbval-lax --nbval-current-env -p no:cacheprovider \
+	$(TEST_ENV) $(PY) -m pytest tests -n $(WORKERS) -q
+	$(TEST_ENV) $(PY) -m pytest --nbval-lax --nbval-current-env -p no:cacheprovider \
 		-n $(WORKERS) --dist loadfile -q solutions
 
 lint: setup

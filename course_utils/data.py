@@ -69,9 +69,9 @@ def gaussian_blobs(
     n: int = 600, seed: int = 0, dtype: torch.dtype = torch.float64
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Three anisotropic 2-D Gaussian clusters: x (n, 2), true component labels z (n,)."""
-    if not isinstance(n, int) or n < 3:
+    if not isinstance(n, int) or isinstance(n, bool) or n < 3:
         raise ValueError(f"n must be an int >= 3, got {n!r}")
-    g = torch.Generator().manual_seed(seed)
+    g = torch.Generator().manual_seed(_check_seed(seed))
     weights = torch.tensor([0.5, 0.3, 0.2], dtype=dtype)
     means = torch.tensor([[-2.0, 0.0], [2.0, 1.5], [1.0, -2.5]], dtype=dtype)
     scales = torch.tensor(
@@ -344,6 +344,9 @@ def dynamic_binarize(x: torch.Tensor, generator: torch.Generator | None = None) 
     """Fresh binary pixels each call, P(x_bin = 1) = x: x (B, D) in [0, 1] -> (B, D) of 0./1."""
     if not isinstance(x, torch.Tensor) or not x.is_floating_point():
         raise TypeError(f"x must be a floating-point torch.Tensor, got {type(x).__name__}")
+    if generator is not None and generator.device.type != x.device.type:
+        raise ValueError(f"generator is on {generator.device} but x is on {x.device}; "
+                         "create it with torch.Generator(device=x.device)")
     if x.numel() and not bool(((x >= 0) & (x <= 1)).all()):
         raise ValueError("x must hold probabilities in [0, 1] (NaN is not allowed)")
     return torch.bernoulli(x, generator=generator)
@@ -402,6 +405,7 @@ def _download_verified(name: str, sha256: str, urls: tuple[str, ...], folder: Pa
             _fetch(base + name, folder / name, sha256)
             return
         except DownloadError as err:
+            print(f"  failed: {err}", flush=True)
             failures.append(str(err))
     raise DownloadError(
         f"could not download {name}:\n" + "\n".join(f"- {f}" for f in failures) + "\n"
@@ -425,6 +429,7 @@ def _fetch(url: str, target: Path, sha256: str) -> None:
                 f"{url}: checksum mismatch, the file is corrupt or not the expected data "
                 f"(SHA-256 of the uncompressed data: expected {sha256}, got {got})"
             )
+        os.chmod(part, 0o644)  # mkstemp makes it private; a data file is not
         os.replace(part, target)
     finally:
         if os.path.exists(part):
@@ -457,13 +462,21 @@ def _payload_sha256_or_none(path: Path, gzipped: bool) -> str | None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Command line: ``python -m course_utils.data download [--data-dir DIR]``."""
-    parser = argparse.ArgumentParser(prog="python -m course_utils.data", description=__doc__)
+    """Command line: ``python -m course_utils.data download [--data-dir DIR] [--train-only]``."""
+    parser = argparse.ArgumentParser(prog="python -m course_utils.data",
+                                     description="Download MNIST (checked by SHA-256).")
     parser.add_argument("command", choices=["download"])
-    parser.add_argument("--data-dir", default=None, help="default: $DATA_DIR, else "
-                        f"{_DEFAULT_MNIST_DIR}")
+    parser.add_argument("--data-dir", help=f"default: $DATA_DIR, else {_DEFAULT_MNIST_DIR}")
+    parser.add_argument("--train-only", action="store_true", help="skip the t10k test files")
+    parser.add_argument("--base-url", action="append", help="mirror(s) to use instead of "
+                        "the defaults; repeat to give several")
     args = parser.parse_args(argv)
-    folder = download_mnist(args.data_dir)
+    names = _MNIST_FILES["train"] if args.train_only else MNIST_SHA256
+    try:
+        folder = download_mnist(args.data_dir, args.base_url,
+                                {name: MNIST_SHA256[name] for name in names})
+    except DownloadError as err:
+        raise SystemExit(f"error: {err}") from None
     print(f"MNIST is ready in {folder}")
 
 

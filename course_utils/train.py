@@ -1,0 +1,317 @@
+"""One training loop for every model of the course: ``fit``, and the ``History`` it returns.
+
+``fit`` shuffles tensors already in memory with one ``torch.randperm`` per epoch and slices
+them (no per-item DataLoader), shows a tqdm progress bar (a widget in Jupyter, text
+elsewhere), records the per-epoch mean of every loss part, evaluates periodically, saves and
+resumes checkpoints, and stops with a clear error when a loss becomes NaN or infinite.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+
+@dataclass
+class History:
+    """Per-epoch means of every loss part, for training and validation."""
+
+    train: dict[str, list[float]] = field(default_factory=dict)
+    valid: dict[str, list[float]] = field(default_factory=dict)
+    epochs: list[int] = field(default_factory=list)  # 1-based epoch of each train entry
+    valid_epochs: list[int] = field(default_factory=list)  # epochs with a validation entry
+    seconds: list[float] = field(default_factory=list)  # wall time of each epoch
+
+    def state_dict(self) -> dict:
+        """Plain lists and dicts (safe for ``torch.load(weights_only=True)``)."""
+        return {"train": {k: list(v) for k, v in self.train.items()},
+                "valid": {k: list(v) for k, v in self.valid.items()},
+                "epochs": list(self.epochs), "valid_epochs": list(self.valid_epochs),
+                "seconds": list(self.seconds)}
+
+    @classmethod
+    def from_state_dict(cls, state: dict) -> History:
+        """The inverse of ``state_dict``."""
+        return cls(**{k: (dict(v) if isinstance(v, dict) else list(v)) for k, v in state.items()})
+
+    def _append(self, where: dict[str, list[float]], values: dict[str, float]) -> None:
+        for name, value in values.items():
+            where.setdefault(name, []).append(value)
+
+    def plot(self, parts: Sequence[str] | None = None, axes=None):
+        """Loss curves, one panel per part, train and valid; returns the matplotlib Axes."""
+        from .plots import plot_history
+
+        return plot_history(self, parts=parts, axes=axes)
+
+    def __repr__(self) -> str:
+        last = {k: round(v[-1], 4) for k, v in self.train.items() if v}
+        return f"History(epochs={len(self.epochs)}, last train={last})"
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _as_tensors(data, name: str) -> tuple[torch.Tensor, ...]:
+    tensors = (data,) if isinstance(data, torch.Tensor) else data
+    if not isinstance(tensors, (tuple, list)) or not tensors:
+        raise TypeError(f"{name} must be a tensor or a tuple of tensors, got {type(data).__name__}")
+    for t in tensors:
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"{name} must hold torch tensors, got {type(t).__name__}")
+        if t.ndim == 0:
+            raise ValueError(f"{name} tensors need a first (batch) dimension, got a scalar")
+    n = len(tensors[0])
+    if n == 0:
+        raise ValueError(f"{name} is empty")
+    if any(len(t) != n for t in tensors):
+        raise ValueError(f"{name} tensors must share their first dimension, got "
+                         f"{[tuple(t.shape) for t in tensors]}")
+    return tuple(tensors)
+
+
+def _require_int(value, name: str, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+
+
+def _model_device(model: nn.Module) -> torch.device:
+    param = next(model.parameters(), None)
+    return param.device if param is not None else torch.device("cpu")
+
+
+# --------------------------------------------------------------------------- batches
+
+
+def _batches(tensors, batch_size: int, order: torch.Tensor | None):
+    """Yield tuples of slices of ``tensors`` (in ``order`` if given): the in-memory fast path."""
+    n = len(tensors[0])
+    for start in range(0, n, batch_size):
+        if order is None:
+            yield tuple(t[start:start + batch_size] for t in tensors)
+        else:
+            index = order[start:start + batch_size]
+            yield tuple(t.index_select(0, index) for t in tensors)
+
+
+def _call_loss(loss_fn, model, batch, kwargs) -> dict[str, torch.Tensor]:
+    out = loss_fn(model, *batch, **kwargs)
+    if isinstance(out, torch.Tensor):
+        out = {"loss": out}
+    if not isinstance(out, dict) or "loss" not in out:
+        raise TypeError("loss_fn must return a dict with at least a 'loss' entry (or a tensor)")
+    return out
+
+
+def _finite_values(out: dict, epoch: int, batch: int, phase: str) -> dict[str, float]:
+    """The loss parts as floats (one device sync); FloatingPointError if any is nan or inf."""
+    names = list(out)
+    values = torch.stack([torch.as_tensor(out[k]).detach().reshape(()).float()
+                          for k in names]).tolist()
+    for name, value in zip(names, values, strict=True):
+        if not math.isfinite(value):
+            raise FloatingPointError(
+                f"the {phase} loss part {name!r} became {value} at epoch {epoch}, batch {batch}. "
+                "Training stopped. Try a lower learning rate, check the data for nan/inf, and "
+                "use numerically stable functions (logits with BCE-with-logits, logvar not var)."
+            )
+    return dict(zip(names, values, strict=True))
+
+
+def _accumulate(totals: dict[str, float], values: dict[str, float], weight: int) -> None:
+    for name, value in values.items():
+        totals[name] = totals.get(name, 0.0) + weight * value
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+
+def _rng_state(generator: torch.Generator) -> dict:
+    state = {"torch": torch.get_rng_state(), "shuffle": generator.get_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict, generator: torch.Generator) -> None:
+    torch.set_rng_state(state["torch"])
+    generator.set_state(state["shuffle"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _save_checkpoint(path, model, optimizer, history, epoch, generator) -> None:
+    state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+             "history": history.state_dict(), "epoch": epoch, "rng": _rng_state(generator)}
+    tmp = f"{path}.tmp"
+    torch.save(state, tmp)
+    os.replace(tmp, path)  # atomic: an interrupted save never leaves a broken checkpoint
+
+
+def load_checkpoint(path, model: nn.Module, optimizer=None) -> tuple[History, int]:
+    """Restore model (and optimiser) from a ``fit`` checkpoint; returns (history, epoch)."""
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    state = torch.load(path, map_location=_model_device(model), weights_only=True)
+    model.load_state_dict(state["model"])
+    if optimizer is not None:
+        optimizer.load_state_dict(state["optimizer"])
+    return History.from_state_dict(state["history"]), int(state["epoch"])
+
+
+# --------------------------------------------------------------------------- the loop
+
+
+def _default_loss(model, *batch, **kwargs):
+    return model.loss(*batch, **kwargs)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, x, *, batch_size: int = 1024, loss_fn=None,
+             loss_kwargs: dict | None = None) -> dict[str, float]:
+    """Mean of every loss part over a data set (tensor or tuple of tensors), in eval mode."""
+    tensors = _as_tensors(x, "x")
+    _require_int(batch_size, "batch_size", 1)
+    loss_fn = loss_fn or _default_loss
+    device = _model_device(model)
+    tensors = tuple(t.to(device) for t in tensors)
+    was_training = model.training
+    model.eval()
+    totals: dict[str, float] = {}
+    try:
+        for i, batch in enumerate(_batches(tensors, batch_size, None)):
+            values = _finite_values(_call_loss(loss_fn, model, batch, loss_kwargs or {}),
+                                    epoch=0, batch=i, phase="validation")
+            _accumulate(totals, values, len(batch[0]))
+    finally:
+        model.train(was_training)
+    n = len(tensors[0])
+    return {name: total / n for name, total in totals.items()}
+
+
+def fit(
+    model: nn.Module,
+    x_train,
+    *,
+    num_epochs: int,
+    batch_size: int = 128,
+    lr: float = 1e-3,
+    optimizer: torch.optim.Optimizer | None = None,
+    loss_fn: Callable | None = None,
+    x_valid=None,
+    eval_every: int = 1,
+    transform: Callable | None = None,
+    checkpoint: str | os.PathLike | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    seed: int | None = None,
+    schedule: Callable[[int], dict] | None = None,
+    eval_batch_size: int = 1024,
+) -> History:
+    """Train ``model`` on ``x_train`` (a tensor or a tuple of tensors) and return its History.
+
+    - ``loss_fn(model, *batch, **schedule(epoch)) -> dict`` with at least "loss" (default
+      ``model.loss``). ``schedule(epoch)`` (epoch from 0) gives extra keyword arguments per
+      epoch, e.g. ``lambda epoch: {"beta": kl_warmup(epoch, 10)}``.
+    - ``transform(batch_tuple) -> batch_tuple`` is applied to training batches only (e.g.
+      dynamic binarization); prepare ``x_valid`` yourself.
+    - ``x_valid`` is evaluated every ``eval_every`` epochs and after the last one.
+    - ``checkpoint`` saves model, optimiser, history, epoch and random state every epoch;
+      ``resume=True`` continues from it (and reproduces an uninterrupted run exactly on CPU).
+    - ``seed`` seeds the shuffling and torch's global RNG (for the reparameterization noise).
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    _require_int(num_epochs, "num_epochs", 0)
+    _require_int(batch_size, "batch_size", 1)
+    _require_int(eval_every, "eval_every", 1)
+    _require_int(eval_batch_size, "eval_batch_size", 1)
+    if optimizer is None and (not isinstance(lr, (int, float)) or not lr > 0 or lr == math.inf):
+        raise ValueError(f"lr must be a positive finite number, got {lr!r}")
+    if resume and checkpoint is None:
+        raise ValueError("resume=True needs a checkpoint path")
+    if seed is not None:
+        _require_int(seed, "seed", 0)
+    loss_fn = loss_fn or _default_loss
+    device = _model_device(model)
+    train = tuple(t.to(device) for t in _as_tensors(x_train, "x_train"))
+    valid = None if x_valid is None else tuple(
+        t.to(device) for t in _as_tensors(x_valid, "x_valid"))
+    optimizer = optimizer or torch.optim.Adam(model.parameters(), lr=lr)
+
+    if seed is not None:
+        torch.manual_seed(seed)
+    generator = torch.Generator().manual_seed(
+        seed if seed is not None else int(torch.randint(2**62, (1,))))
+    history, start = History(), 0
+    if resume and os.path.exists(checkpoint):
+        history, start = load_checkpoint(checkpoint, model, optimizer)
+        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        _set_rng_state(state["rng"], generator)
+
+    n = len(train[0])
+    num_batches = -(-n // batch_size)
+    bar = _progress_bar(total=(num_epochs - start) * num_batches, disable=not progress)
+    was_training = model.training
+    try:
+        for epoch in range(start, num_epochs):
+            tic = time.perf_counter()
+            kwargs = schedule(epoch) if schedule is not None else {}
+            means = _train_epoch(model, train, optimizer, loss_fn, kwargs, transform,
+                                 batch_size, generator, epoch + 1, bar, num_epochs)
+            history._append(history.train, means)
+            history.epochs.append(epoch + 1)
+            if valid is not None and ((epoch + 1) % eval_every == 0 or epoch + 1 == num_epochs):
+                valid_means = evaluate(model, valid, batch_size=eval_batch_size,
+                                       loss_fn=loss_fn, loss_kwargs=kwargs)
+                history._append(history.valid, valid_means)
+                history.valid_epochs.append(epoch + 1)
+            history.seconds.append(time.perf_counter() - tic)
+            bar.set_postfix(_postfix(history), refresh=False)
+            if checkpoint is not None:
+                _save_checkpoint(checkpoint, model, optimizer, history, epoch + 1, generator)
+    finally:
+        bar.close()
+        model.train(was_training)
+    return history
+
+
+def _train_epoch(model, train, optimizer, loss_fn, kwargs, transform, batch_size, generator,
+                 epoch, bar, num_epochs) -> dict[str, float]:
+    """One pass over the shuffled training tensors; returns the mean of every loss part."""
+    model.train()
+    order = torch.randperm(len(train[0]), generator=generator).to(train[0].device)
+    totals: dict[str, float] = {}
+    bar.set_description(f"epoch {epoch}/{num_epochs}", refresh=False)
+    for i, batch in enumerate(_batches(train, batch_size, order)):
+        if transform is not None:
+            batch = transform(batch)
+            batch = (batch,) if isinstance(batch, torch.Tensor) else tuple(batch)
+        out = _call_loss(loss_fn, model, batch, kwargs)
+        values = _finite_values(out, epoch, i + 1, "training")  # before the step: model intact
+        optimizer.zero_grad(set_to_none=True)
+        out["loss"].backward()
+        optimizer.step()
+        _accumulate(totals, values, len(batch[0]))
+        bar.update(1)
+    n = len(train[0])
+    return {name: total / n for name, total in totals.items()}
+
+
+def _postfix(history: History) -> dict[str, str]:
+    post = {"loss": f"{history.train['loss'][-1]:.4g}"}
+    if history.valid.get("loss"):
+        post["valid"] = f"{history.valid['loss'][-1]:.4g}"
+    return post
+
+
+def _progress_bar(total: int, disable: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, disable=disable, unit="batch", mininterval=0.5, leave=True)
