@@ -44,8 +44,7 @@ def show_images(
         rows, cols = grid.shape
         _, ax = plt.subplots(figsize=(min(12, 0.25 * cols / image_shape[1] * 4 + 1),
                                       min(12, 0.25 * rows / image_shape[0] * 4 + 0.6)))
-    cm = plt.get_cmap(cmap).copy()
-    cm.set_bad("0.8")  # the padding between images: a thin grey frame
+    cm = plt.get_cmap(cmap).with_extremes(bad="0.8")  # padding between images: grey frame
     ax.imshow(grid, cmap=cm, vmin=0.0, vmax=1.0, interpolation="nearest")
     ax.set_axis_off()
     if title:
@@ -216,11 +215,17 @@ def density_grid(log_density, extent=(-4.0, 4.0, -4.0, 4.0), n: int = 200) -> np
 
 
 def plot_density_2d(density, extent=(-4.0, 4.0, -4.0, 4.0), ax=None, title: str | None = None,
-                    cmap: str = "viridis"):
-    """Show a 2-D density (H, W), rows along z₂ from extent's y0 upwards; returns the Axes."""
+                    cmap: str = "viridis", log_scale: bool = False):
+    """Show a 2-D density (H, W), rows along z₂ from extent's y0 upwards; returns the Axes.
+
+    ``log_scale=True`` shows the log-density over the 6 nats below its maximum (shows tails)."""
     density = _to_numpy(density)
     if density.ndim != 2:
         raise ValueError(f"density must be a 2-D array, got shape {density.shape}")
+    if log_scale:
+        with np.errstate(divide="ignore"):
+            density = np.log(density)
+        density = np.maximum(density, density.max() - 6.0)
     if ax is None:
         _, ax = plt.subplots(figsize=(3.2, 3.2))
     ax.imshow(density, extent=extent, origin="lower", cmap=cmap, aspect="equal",
@@ -343,4 +348,50 @@ def plot_mixture_2d(x, means, covs, labels=None, resp=None, weights=None, ax=Non
         ax.plot(*means[k], "x", color="k", ms=7, mew=2)
     ax.set(xlabel="$x_1$", ylabel="$x_2$", title=title or "")
     ax.set_aspect("equal", adjustable="datalim")
+    return ax
+
+
+# --------------------------------------------------------------------------- bounds (notebook 05)
+
+
+def plot_bounds_vs_k(ks, bounds, stderr=None, log_px=None, ax=None, label: str | None = None,
+                     title: str | None = None, **kwargs):
+    """Mean bound L_k against k (log axis), with error bars and an optional log p(x) line."""
+    ks, bounds = _to_numpy(ks).astype(float), _to_numpy(bounds).astype(float)
+    if ks.ndim != 1 or ks.shape != bounds.shape or (ks <= 0).any():
+        raise ValueError(f"ks and bounds must be 1-D of the same length with ks > 0, got "
+                         f"{ks.shape} and {bounds.shape}")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5, 3.4))
+    yerr = None if stderr is None else _to_numpy(stderr).astype(float)
+    line = ax.errorbar(ks, bounds, yerr=yerr, fmt="o-", capsize=3, label=label, **kwargs)
+    if log_px is not None:
+        ax.axhline(float(log_px), ls="--", color=line[0].get_color(), lw=1,
+                   label=None if label is None else f"log p(x) ({label})")
+    ax.set_xscale("log")
+    ax.set(xlabel="k (importance samples)", ylabel="bound $\\mathcal{L}_k$ (nats per image)",
+           title=title or "")
+    if label is not None:
+        ax.legend()
+    return ax
+
+
+def plot_kl_per_dimension(kls: dict, threshold: float | None = None, ax=None,
+                          title: str | None = None):
+    """Sorted bars of KL(q(z_j|x) || p(z_j)) per latent unit; kls maps model name -> (Z,)."""
+    if not kls:
+        raise ValueError("kls must map at least one model name to its per-dimension KL (Z,)")
+    values = {name: np.sort(_to_numpy(v).astype(float))[::-1] for name, v in kls.items()}
+    z_dim = max(len(v) for v in values.values())
+    if ax is None:
+        _, ax = plt.subplots(figsize=(min(12, 2 + 0.45 * z_dim), 3.4))
+    width = 0.8 / len(values)
+    for i, (name, v) in enumerate(values.items()):
+        ax.bar(np.arange(len(v)) + (i - (len(values) - 1) / 2) * width, v, width, label=name)
+    if threshold is not None:
+        ax.axhline(threshold, ls="--", color="k", lw=1, label=f"{threshold:g} nats")
+    ax.set(xlabel="latent units, sorted by KL", ylabel="KL per unit (nats)", title=title or "",
+           xticks=np.arange(z_dim))
+    ax.set_xticklabels([str(j + 1) for j in range(z_dim)], fontsize=7)
+    ax.legend()
     return ax
