@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import os
 import re
 import sys
 import time
@@ -173,10 +174,16 @@ def from_percent(text: str) -> nbformat.NotebookNode:
 
 
 def execute(path: Path, save: bool = True, timeout: int = 900) -> float:
-    """Run a notebook top to bottom in a fresh kernel (cwd = its folder); returns seconds."""
+    """Run a notebook top to bottom in a fresh kernel (cwd = its folder); returns seconds.
+
+    Progress bars are switched off (TQDM_DISABLE): a stored bar would show its first frame.
+    """
     from nbclient import NotebookClient
 
     path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no notebook at {path}")
+    os.environ["TQDM_DISABLE"] = "1"  # inherited by the kernel nbclient starts
     nb = nbformat.read(path, as_version=NB_VERSION)
     client = NotebookClient(
         nb,

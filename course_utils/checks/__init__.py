@@ -4,7 +4,7 @@ Each topic module registers its checks with ``@exercise(notebook)``; this packag
 up by name, so ``from course_utils import check`` then ``check.logsumexp(logsumexp)`` works.
 """
 
-from . import beta_vae, cvae, flows, gmm, ssvae, vae, vi, welcome  # noqa: F401  (register)
+from . import beta_vae, cvae, flows, gmm, iwae, ssvae, vae, vi, welcome  # noqa: F401  (register)
 from .core import REGISTRY, CheckFailed, Exercise, ExerciseNotStarted
 
 __all__ = ["REGISTRY", "CheckFailed", "Exercise", "ExerciseNotStarted", "exercises"]

@@ -1,0 +1,240 @@
+"""Semi-supervised VAE (M2, Kingma et al. 2014) against a classifier trained on the labels alone.
+
+    python benchmarks/bench_ssvae.py digits                    # 50 labels, 5 label draws
+    DATA_DIR=/path/to/mnist python benchmarks/bench_ssvae.py mnist --budget-cpu-min 60
+
+digits: scikit-learn's 8x8 digits, 5 labels per class (50), the rest of the training split
+unlabeled; test accuracy of q(y|x) for M2 and of the same classifier network trained with
+cross-entropy on the 50 labels only, over 5 draws of the labels.
+
+mnist: 10 labels per class (100) from the first 50,000 training images, the other 49,900
+unlabeled, accuracy on the validation split (the last 10,000 training images). Training
+stops when the process has used --budget-cpu-min minutes of CPU time (or --max-wall-min of
+wall-clock time); the learning rate decays with a cosine over the CPU budget. One JSON line
+per evaluation goes to the log (and the whole run to --out), with the load average, so a
+run on a shared machine can be judged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from course_utils import data, ssvae  # noqa: E402
+from course_utils.vae import MLP  # noqa: E402
+
+
+def cpu_minutes() -> float:
+    """CPU time (user + system, all threads) this process has used, in minutes."""
+    return time.process_time() / 60
+
+
+def make_model(x_dim: int, args) -> ssvae.M2:
+    return ssvae.M2(x_dim, num_classes=10, z_dim=args.z_dim, hidden_dims=tuple(args.hidden),
+                    classifier_hidden_dims=tuple(args.classifier_hidden))
+
+
+def train_m2(model, x_l, y_l, x_u, args, *, num_steps=None, budget_cpu_min=None,
+             max_wall_min=None, x_valid=None, y_valid=None, log=None, binarize=False):
+    """Adam on J^α with one unlabeled and one labeled batch per step; returns the eval records."""
+    alpha = ssvae.classification_weight(len(x_l) + len(x_u), len(x_l), args.alpha)
+    weight = 1.0 if args.labeled_weight == "batch" else len(x_l) / len(x_u)
+    loss_fn = ssvae.semi_supervised_loss_fn(x_l, y_l, alpha, labeled_batch_size=args.batch_size,
+                                            binarize=binarize, labeled_weight=weight)
+    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
+    cpu0, wall0 = cpu_minutes(), time.time()
+    records, step, epoch, sums = [], 0, 0, {}
+
+    def progress() -> float:
+        if num_steps is not None:
+            return step / num_steps
+        return (cpu_minutes() - cpu0) / budget_cpu_min
+
+    def evaluate() -> None:
+        model.eval()
+        record = {"step": step, "epoch": round(step * args.batch_size / len(x_u), 2),
+                  "cpu_min": round(cpu_minutes() - cpu0, 2),
+                  "wall_min": round((time.time() - wall0) / 60, 2),
+                  "load_avg_1min": round(os.getloadavg()[0], 2),
+                  "lr": optimizer.param_groups[0]["lr"]}
+        n = max(1, sums.pop("steps", 0))
+        record.update({k: round(v / n, 3) for k, v in sums.items()})
+        if x_valid is not None:
+            record["valid_acc"] = ssvae.accuracy(model.classify, x_valid, y_valid)
+            with torch.no_grad():  # the generative classifier argmax_y ELBO(x, y), 1000 images
+                elbos = model.elbo_all_classes(x_valid[:1000])
+                q = model.classify(x_valid[:1000]).softmax(-1)
+            record["valid_acc_argmax_elbo_1k"] = float(
+                (elbos.argmax(1) == y_valid[:1000]).float().mean())
+            record["valid_entropy_q"] = float(-(q * q.clamp_min(1e-30).log()).sum(1).mean())
+        model.train()
+        records.append(record)
+        if log:
+            print(json.dumps(record), file=log, flush=True)
+
+    done = False
+    while not done:
+        epoch += 1
+        order = torch.randperm(len(x_u))
+        for start in range(0, len(x_u) - args.batch_size + 1, args.batch_size):
+            frac = min(1.0, progress())
+            if max_wall_min is not None:
+                frac = max(frac, min(1.0, (time.time() - wall0) / 60 / max_wall_min))
+            for group in optimizer.param_groups:  # cosine decay to 5% over the budget
+                group["lr"] = args.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * frac)))
+            out = loss_fn(model, x_u[order[start:start + args.batch_size]])
+            optimizer.zero_grad(set_to_none=True)
+            out["loss"].backward()
+            optimizer.step()
+            step += 1
+            for k, v in {**out, "steps": 1}.items():
+                sums[k] = sums.get(k, 0.0) + float(v.detach() if torch.is_tensor(v) else v)
+            if step % args.eval_every == 0:
+                evaluate()
+                sums = {}
+            wall_over = max_wall_min is not None and (time.time() - wall0) / 60 >= max_wall_min
+            if progress() >= 1.0 or wall_over:
+                done = True
+                break
+    if not records or records[-1]["step"] != step:
+        evaluate()
+    return records
+
+
+def baseline_classifier(x_dim: int, x_l, y_l, args, binarize=False):
+    """The same classifier network as M2's q(y|x), trained on the labels alone."""
+    classifier = MLP(x_dim, tuple(args.classifier_hidden), 10)
+    ssvae.fit_classifier(classifier, x_l, y_l, num_steps=args.baseline_steps,
+                         batch_size=min(args.batch_size, len(x_l)), lr=args.lr,
+                         weight_decay=args.baseline_weight_decay, binarize=binarize)
+    return classifier.eval()
+
+
+# --------------------------------------------------------------------------- digits
+
+
+def run_digits(args) -> dict:
+    x, y = data.load_digits("train")
+    x_test, y_test = data.load_digits("test")
+    rows = []
+    tic = time.time()
+    for draw in range(args.draws):
+        torch.manual_seed(draw)
+        index = ssvae.labeled_subset(y, args.labels_per_class,
+                                     torch.Generator().manual_seed(draw))
+        unlabeled = torch.ones(len(y), dtype=torch.bool)
+        unlabeled[index] = False
+        x_l, y_l, x_u = x[index], y[index], x[unlabeled]
+        t0 = time.process_time()
+        base = baseline_classifier(x.shape[1], x_l, y_l, args)
+        base_acc = ssvae.accuracy(base, x_test, y_test)
+        t1 = time.process_time()
+        model = make_model(x.shape[1], args)
+        steps = args.epochs * (len(x_u) // args.batch_size)
+        train_m2(model, x_l, y_l, x_u, args, num_steps=steps)
+        m2_acc = ssvae.accuracy(model.eval().classify, x_test, y_test)
+        t2 = time.process_time()
+        rows.append({"draw": draw, "baseline_acc": base_acc, "m2_acc": m2_acc,
+                     "baseline_cpu_s": round(t1 - t0, 1), "m2_cpu_s": round(t2 - t1, 1)})
+        print(f"draw {draw}: classifier only {base_acc:.3f}   M2 {m2_acc:.3f}   "
+              f"(cpu {t1 - t0:.0f} s + {t2 - t1:.0f} s)", flush=True)
+    summary = {name: (statistics.mean(r[name] for r in rows),
+                      statistics.stdev(r[name] for r in rows) if len(rows) > 1 else 0.0)
+               for name in ("baseline_acc", "m2_acc")}
+    print(f"mean ± sd over {args.draws} draws: classifier only {summary['baseline_acc'][0]:.3f} "
+          f"± {summary['baseline_acc'][1]:.3f}   M2 {summary['m2_acc'][0]:.3f} "
+          f"± {summary['m2_acc'][1]:.3f}   (wall {time.time() - tic:.0f} s)")
+    return {"rows": rows, "summary": summary, "wall_s": round(time.time() - tic, 1)}
+
+
+# --------------------------------------------------------------------------- mnist
+
+
+def run_mnist(args) -> dict:
+    x, y = data.load_mnist("train")
+    x_valid, y_valid = data.load_mnist("valid")
+    x_valid = data.dynamic_binarize(x_valid, torch.Generator().manual_seed(1))
+    torch.manual_seed(args.seed)
+    index = ssvae.labeled_subset(y, args.labels_per_class,
+                                 torch.Generator().manual_seed(args.seed))
+    unlabeled = torch.ones(len(y), dtype=torch.bool)
+    unlabeled[index] = False
+    x_l, y_l, x_u = x[index], y[index], x[unlabeled]
+    log = open(args.log, "a") if args.log else sys.stdout
+    print(json.dumps({"config": vars(args), "threads": torch.get_num_threads(),
+                      "n_labeled": len(x_l), "n_unlabeled": len(x_u)}), file=log, flush=True)
+
+    base = baseline_classifier(x.shape[1], x_l, y_l, args, binarize=True)
+    base_acc = ssvae.accuracy(base, x_valid, y_valid)
+    print(json.dumps({"baseline_valid_acc": base_acc}), file=log, flush=True)
+
+    model = make_model(x.shape[1], args)
+    records = train_m2(model, x_l, y_l, x_u, args, budget_cpu_min=args.budget_cpu_min,
+                       max_wall_min=args.max_wall_min, x_valid=x_valid, y_valid=y_valid,
+                       log=log, binarize=True)
+    final = records[-1]
+    result = {"baseline_valid_acc": base_acc, "final": final,
+              "best_valid_acc": max(r["valid_acc"] for r in records), "records": records}
+    print(json.dumps({"final_valid_acc": final["valid_acc"], "cpu_min": final["cpu_min"],
+                      "wall_min": final["wall_min"], "baseline_valid_acc": base_acc}),
+          file=log, flush=True)
+    return result
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("dataset", choices=["digits", "mnist"])
+    parser.add_argument("--labels-per-class", type=int, default=None,
+                        help="5 for digits, 10 for mnist by default")
+    parser.add_argument("--draws", type=int, default=5, help="label draws (digits)")
+    parser.add_argument("--epochs", type=int, default=60, help="passes over unlabeled (digits)")
+    parser.add_argument("--z-dim", type=int, default=None)
+    parser.add_argument("--hidden", type=int, nargs="+", default=None,
+                        help="hidden layer sizes of the encoder and the decoder")
+    parser.add_argument("--classifier-hidden", type=int, nargs="+", default=None)
+    parser.add_argument("--alpha", type=float, default=ssvae.PAPER_ALPHA,
+                        help="paper's α/N: the CE weight is alpha * N / N_labeled")
+    parser.add_argument("--labeled-weight", choices=["batch", "paper"], default="batch",
+                        help="weight of the labeled bound: 1 (batch means alike) or "
+                             "N_labeled/N_unlabeled (the paper's sums)")
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--baseline-steps", type=int, default=1000)
+    parser.add_argument("--baseline-weight-decay", type=float, default=1e-4)
+    parser.add_argument("--budget-cpu-min", type=float, default=60.0, help="mnist CPU budget")
+    parser.add_argument("--max-wall-min", type=float, default=None, help="mnist wall budget")
+    parser.add_argument("--eval-every", type=int, default=250, help="steps between evaluations")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--log", default=None, help="append JSON lines here (mnist)")
+    parser.add_argument("--out", default=None, help="write the result JSON here")
+    args = parser.parse_args(argv)
+    mnist = args.dataset == "mnist"
+    defaults = {"labels_per_class": 10 if mnist else 5, "z_dim": 2 if mnist else 8,
+                "hidden": [256] if mnist else [128], "batch_size": 100 if mnist else 50,
+                "classifier_hidden": [256] if mnist else [128]}
+    for name, value in defaults.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    result = run_mnist(args) if mnist else run_digits(args)
+    result["config"] = vars(args)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,273 @@
+"""The semi-supervised VAE M2 (Kingma, Rezende, Mohamed & Welling 2014, "Semi-supervised
+Learning with Deep Generative Models", NeurIPS), notebook 08.
+
+Generative model p(y) p(z) p(x|y,z) with p(y) uniform over K classes and p(z) = N(0, I);
+inference model q(z, y|x) = q(z|x,y) q(y|x) (eq. 4 of the paper).
+
+- ``labeled_loss``: L(x, y) + α·(-log q(y|x)) for labeled pairs (eqs. 6 and 9; an exercise).
+- ``unlabeled_loss``: U(x) = Σ_y q(y|x) L(x, y) - H(q(y|x)) (eq. 7; an exercise).
+- ``classification_weight``: α = 0.1·N/N_labeled, the paper's α = 0.1·N for a classification
+  term written as a mean over labeled examples.
+- ``semi_supervised_loss_fn``: a ``train.fit`` loss mixing an unlabeled and a labeled batch.
+- ``fit_classifier`` and ``accuracy``: the classifier-only baseline and its evaluation.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .cvae import _require_labels, _require_x, one_hot
+from .vae import (
+    MLP,
+    BernoulliDecoder,
+    GaussianEncoder,
+    _bernoulli_ll,
+    _gaussian_kl,
+    _require_dims,
+)
+
+PAPER_ALPHA = 0.1  # Kingma et al. 2014, section 3.1.2: "α = 0.1·N in all experiments"
+
+
+class M2(nn.Module):
+    """M2: classifier q(y|x), encoder q(z|x,y), decoder p(x|y,z) (Bernoulli pixels)."""
+
+    def __init__(self, x_dim: int, num_classes: int = 10, z_dim: int = 16,
+                 hidden_dims: Sequence[int] = (256,), activation: str = "relu",
+                 classifier_hidden_dims: Sequence[int] | None = None):
+        super().__init__()
+        _require_dims(x_dim=x_dim, num_classes=num_classes, z_dim=z_dim)
+        self.x_dim, self.num_classes, self.z_dim = x_dim, num_classes, z_dim
+        classifier_hidden_dims = hidden_dims if classifier_hidden_dims is None else (
+            classifier_hidden_dims)
+        self.classifier = MLP(x_dim, classifier_hidden_dims, num_classes, activation)
+        self.encoder = GaussianEncoder(x_dim + num_classes, hidden_dims, z_dim, activation)
+        self.decoder = BernoulliDecoder(z_dim + num_classes, hidden_dims, x_dim, activation)
+
+    def classify(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits of q(y|x): x (B, D) -> (B, K)."""
+        return self.classifier(x)
+
+    def encode(self, x: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """q(z|x,y): x (B, D), c (B, K) one-hot -> mu (B, Z), logvar (B, Z)."""
+        return self.encoder(torch.cat([x, c.to(x.dtype)], dim=-1))
+
+    def reparameterize(self, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+        """z = mu + exp(logvar / 2) * eps: (B, Z), (B, Z) -> (B, Z)."""
+        return mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+
+    def decode(self, z: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        """p(x|y,z): z (B, Z), c (B, K) one-hot -> logits (B, D)."""
+        return self.decoder(torch.cat([z, c.to(z.dtype)], dim=-1))
+
+    def elbo(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """-L(x,y) = E_q[log p(x|y,z)] + log p(y) - KL(q(z|x,y)||p(z)): (B, D), (B,) -> (B,)."""
+        _require_x(x, self.x_dim)
+        _require_labels(y, self.num_classes, len(x))
+        return self._elbo(x, y)
+
+    def _elbo(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        c = one_hot(y, self.num_classes, dtype=x.dtype)
+        mu, logvar = self.encode(x, c)
+        z = self.reparameterize(mu, logvar)
+        log_py = -math.log(self.num_classes)  # uniform p(y)
+        # Kingma et al. 2014, eq. 6, one sample of z, the KL to N(0, I) in closed form
+        return _bernoulli_ll(x, self.decode(z, c)) + log_py - _gaussian_kl(mu, logvar)
+
+    def elbo_all_classes(self, x: torch.Tensor) -> torch.Tensor:
+        """ELBO(x, y) for every class y in one batched pass: x (B, D) -> (B, K)."""
+        _require_x(x, self.x_dim)
+        k, b = self.num_classes, len(x)
+        mu, logvar = self._encode_all_classes(x)  # (K, B, Z) each
+        z = self.reparameterize(mu, logvar)
+        c = torch.eye(k, dtype=x.dtype, device=x.device).unsqueeze(1).expand(k, b, k)
+        # Kingma et al. 2014, eq. 6 for every y at once; log p(y) = -log K
+        elbo = (_bernoulli_ll(x, self.decode(z, c)) - math.log(k)
+                - _gaussian_kl(mu, logvar))  # (K, B)
+        return elbo.T
+
+    def _encode_all_classes(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """q(z|x,y) for every y: x (B, D) -> mu, logvar (K, B, Z); x's first layer computed once."""
+        first = self.encoder.net[0]  # Linear(D + K, H): W [x; c] = W_x x + (column y of W_c)
+        h = F.linear(x, first.weight[:, :self.x_dim], first.bias)  # (B, H)
+        h = h.unsqueeze(0) + first.weight[:, self.x_dim:].T.unsqueeze(1)  # (K, B, H)
+        for layer in list(self.encoder.net)[1:]:
+            h = layer(h)
+        return h.chunk(2, dim=-1)
+
+    def log_weights(self, x: torch.Tensor, y: torch.Tensor, k: int) -> torch.Tensor:
+        """log p(x, y, z_i) - log q(z_i|x, y), z_i ~ q(z|x,y): (B, D), (B,) -> (k, B)."""
+        _require_x(x, self.x_dim)
+        _require_labels(y, self.num_classes, len(x))
+        _require_dims(k=k)
+        c = one_hot(y, self.num_classes, dtype=x.dtype)
+        mu, logvar = self.encode(x, c)
+        eps = torch.randn((k, *mu.shape), dtype=mu.dtype, device=mu.device)
+        z = mu + torch.exp(0.5 * logvar) * eps  # (k, B, Z)
+        log_q = -0.5 * (math.log(2 * math.pi) + logvar + eps.pow(2)).sum(-1)
+        log_pz = -0.5 * (math.log(2 * math.pi) + z.pow(2)).sum(-1)
+        log_px = _bernoulli_ll(x, self.decode(z, c.expand(k, -1, -1)))
+        return log_px + log_pz - math.log(self.num_classes) - log_q
+
+    @torch.no_grad()
+    def log_joint_estimate(self, x: torch.Tensor, y: torch.Tensor, k: int = 1000) -> torch.Tensor:
+        """Importance-sampled log p(x, y) with k samples (Burda et al. 2016): -> (B,)."""
+        log_w = self.log_weights(x, y, k)
+        return torch.logsumexp(log_w, dim=0) - math.log(k)
+
+    @torch.no_grad()
+    def sample(self, y: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
+        """Pixel probabilities of p(x|y,z), z ~ N(0, I) unless given: y (n,) -> (n, D)."""
+        param = next(self.parameters())
+        _require_labels(y, self.num_classes)
+        y = y.to(param.device)
+        if z is None:
+            z = torch.randn(len(y), self.z_dim, dtype=param.dtype, device=param.device)
+        c = one_hot(y, self.num_classes, dtype=param.dtype)
+        return torch.sigmoid(self.decode(z.to(param), c))
+
+
+# --------------------------------------------------------------------------- the two losses
+
+
+def _require_model(model) -> None:
+    for method in ("classify", "elbo"):
+        if not callable(getattr(model, method, None)):
+            raise TypeError(f"model must have a method {method}(...), like ssvae.M2; got "
+                            f"{type(model).__name__}")
+    for attribute in ("x_dim", "num_classes"):
+        if not isinstance(getattr(model, attribute, None), int):
+            raise TypeError(f"model must have an int attribute {attribute}, like ssvae.M2")
+
+
+def _require_alpha(alpha, name: str = "alpha") -> float:
+    if isinstance(alpha, torch.Tensor) and alpha.numel() == 1:
+        alpha = float(alpha)
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)):
+        raise TypeError(f"{name} must be a number, got {type(alpha).__name__}")
+    if not math.isfinite(alpha) or alpha < 0:
+        raise ValueError(f"{name} must be a finite number >= 0, got {alpha}")
+    return float(alpha)
+
+
+def labeled_loss(model: M2, x: torch.Tensor, y: torch.Tensor, alpha: float) -> torch.Tensor:
+    """L(x, y) + α·(-log q(y|x)) per labeled example: x (B, D), y (B,) -> (B,)."""
+    _require_model(model)
+    alpha = _require_alpha(alpha)
+    _require_x(x, model.x_dim)
+    _require_labels(y, model.num_classes, len(x))
+    # Kingma et al. 2014, eqs. 6 and 9: the negative bound plus the weighted classification loss
+    ce = F.cross_entropy(model.classify(x), y, reduction="none")  # -log q(y|x), (B,)
+    return -model.elbo(x, y) + alpha * ce
+
+
+def unlabeled_loss(model: M2, x: torch.Tensor) -> torch.Tensor:
+    """U(x) = Σ_y q(y|x)·L(x, y) - H(q(y|x)), y enumerated: x (B, D) -> (B,)."""
+    _require_model(model)
+    _require_x(x, model.x_dim)
+    if isinstance(model, M2):
+        neg_elbo = -model.elbo_all_classes(x)  # (B, K), all classes in one pass
+    else:
+        b = len(x)
+        neg_elbo = torch.stack([-model.elbo(x, torch.full((b,), k, device=x.device))
+                                for k in range(model.num_classes)], dim=1)
+    log_q = F.log_softmax(model.classify(x), dim=-1)  # (B, K)
+    q = log_q.exp()
+    entropy = -(q * log_q).sum(-1)  # H(q(y|x)), (B,)
+    # Kingma et al. 2014, eq. 7: the expectation over the discrete y is a sum over K classes
+    return (q * neg_elbo).sum(-1) - entropy
+
+
+def classification_weight(num_total: int, num_labeled: int, alpha: float = PAPER_ALPHA) -> float:
+    """α·N/N_labeled: the weight of the mean cross-entropy of the labeled batch (paper: 0.1)."""
+    _require_dims(num_total=num_total, num_labeled=num_labeled)
+    if num_labeled > num_total:
+        raise ValueError(f"num_labeled ({num_labeled}) cannot exceed num_total ({num_total})")
+    return _require_alpha(alpha) * num_total / num_labeled
+
+
+def semi_supervised_loss_fn(x_labeled: torch.Tensor, y_labeled: torch.Tensor, alpha: float,
+                            labeled_batch_size: int = 100, binarize: bool = False,
+                            labeled_weight: float = 1.0):
+    """A ``fit`` loss on unlabeled batches: J = mean U(x_u) + w·mean L(x_l,y_l) + α·mean CE.
+
+    Each step draws ``labeled_batch_size`` labeled pairs (without replacement within a step) to
+    go with the unlabeled batch, so the few labels are seen at every step. ``labeled_weight`` w
+    scales the labeled bound: 1 weighs a labeled and an unlabeled image alike; the paper's sums
+    (eq. 9) give w = N_labeled / N_unlabeled. ``binarize`` resamples binary pixels
+    P(x=1) = x for both batches at every step.
+    """
+    _require_labels(y_labeled, int(y_labeled.max()) + 1 if len(y_labeled) else 1, len(x_labeled))
+    alpha = _require_alpha(alpha)
+    labeled_weight = _require_alpha(labeled_weight, "labeled_weight")
+    _require_dims(labeled_batch_size=labeled_batch_size)
+    n = len(x_labeled)
+
+    def loss_fn(model: M2, x: torch.Tensor) -> dict:
+        index = torch.randperm(n, device=x_labeled.device)[:labeled_batch_size]
+        x_l = x_labeled[index].to(x.device, x.dtype)
+        y_l = y_labeled[index].to(x.device)
+        if binarize:
+            x, x_l = torch.bernoulli(x), torch.bernoulli(x_l)
+        neg_elbo_l = -model.elbo(x_l, y_l)  # (B_l,)
+        ce = F.cross_entropy(model.classify(x_l), y_l)
+        u = unlabeled_loss(model, x)  # (B_u,)
+        # Kingma et al. 2014, eq. 9: J^α = Σ L(x, y) + Σ U(x) + α·E[-log q(y|x)], as batch means
+        loss = labeled_weight * neg_elbo_l.mean() + alpha * ce + u.mean()
+        return {"loss": loss, "labeled": neg_elbo_l.mean(), "unlabeled": u.mean(), "ce": ce}
+
+    return loss_fn
+
+
+# --------------------------------------------------------------------------- classifiers
+
+
+@torch.no_grad()
+def accuracy(classify, x: torch.Tensor, y: torch.Tensor, batch_size: int = 2048) -> float:
+    """Fraction of argmax_y q(y|x) equal to y: classify(x) -> logits (B, K)."""
+    if len(x) == 0:
+        raise ValueError("accuracy of an empty set is undefined")
+    correct = 0
+    for start in range(0, len(x), batch_size):
+        logits = classify(x[start:start + batch_size])
+        correct += int((logits.argmax(-1) == y[start:start + batch_size].to(logits.device)).sum())
+    return correct / len(x)
+
+
+def fit_classifier(classifier: nn.Module, x: torch.Tensor, y: torch.Tensor, *, num_steps: int,
+                   batch_size: int = 100, lr: float = 1e-3, weight_decay: float = 0.0,
+                   binarize: bool = False) -> list[float]:
+    """The supervised-only baseline: minimise cross-entropy on (x, y) with Adam; -> step losses."""
+    _require_dims(num_steps=num_steps, batch_size=batch_size)
+    _require_labels(y, int(y.max()) + 1, len(x))
+    optimizer = torch.optim.Adam(classifier.parameters(), lr=lr, weight_decay=weight_decay)
+    losses = []
+    for _ in range(num_steps):
+        index = torch.randperm(len(x), device=x.device)[:batch_size]
+        xb = torch.bernoulli(x[index]) if binarize else x[index]
+        loss = F.cross_entropy(classifier(xb), y[index])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    return losses
+
+
+def labeled_subset(y: torch.Tensor, per_class: int, generator: torch.Generator | None = None,
+                   num_classes: int | None = None) -> torch.Tensor:
+    """Indices of ``per_class`` random examples of each class: y (N,) -> (K * per_class,)."""
+    _require_dims(per_class=per_class)
+    num_classes = int(y.max()) + 1 if num_classes is None else num_classes
+    _require_labels(y, num_classes)
+    picks = []
+    for k in range(num_classes):
+        members = (y.cpu() == k).nonzero().squeeze(1)
+        if len(members) < per_class:
+            raise ValueError(f"class {k} has {len(members)} examples, fewer than {per_class}")
+        picks.append(members[torch.randperm(len(members), generator=generator)[:per_class]])
+    return torch.cat(picks).to(y.device)
