@@ -95,7 +95,8 @@ class BetaLoss:
 
     def __init__(self, beta: float, warmup_steps: int = 0):
         self.target = _require_number(beta, "beta")
-        capacity_schedule(0, warmup_steps, 1.0)  # validates warmup_steps
+        if isinstance(warmup_steps, bool) or not isinstance(warmup_steps, int) or warmup_steps < 0:
+            raise ValueError(f"warmup_steps must be an int >= 0, got {warmup_steps!r}")
         self.warmup_steps, self.step = warmup_steps, 0
 
     @property
