@@ -209,7 +209,8 @@ def gmm_sample(
     """Ancestral sampling, z ~ Cat(π) then x ~ N(μ_z, Σ_z): -> x (n, D), z (n,) int64."""
     if not isinstance(num_samples, int) or isinstance(num_samples, bool) or num_samples < 1:
         raise ValueError(f"num_samples must be a positive int, got {num_samples!r}")
-    _check_mixture(means[:1], weights, means, covs)
+    _check_data(means, "means")
+    _check_mixture(means, weights, means, covs)
     z = torch.multinomial(weights, num_samples, replacement=True)  # (n,)
     eps = torch.randn(num_samples, means.shape[1], dtype=means.dtype, device=means.device)
     if covs.ndim == 2:

@@ -448,6 +448,8 @@ def test_bad_types_and_values():
         gmm.m_step(torch.zeros(3, 2, dtype=F64), torch.ones(3, 2, dtype=F64))
     with pytest.raises(ValueError, match="num_samples"):
         gmm.gmm_sample(0, weights, means, covs)
+    with pytest.raises(TypeError, match="means must be a torch.Tensor"):
+        gmm.gmm_sample(3, weights, means.numpy(), covs)
     for kwargs, match in [({"num_components": 0}, "num_components"),
                           ({"covariance_type": "tied"}, "covariance_type"),
                           ({"reg_covar": -1.0}, "reg_covar"), ({"tol": float("nan")}, "tol"),
