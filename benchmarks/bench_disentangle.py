@@ -55,6 +55,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=1, help="torch threads per worker")
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", default="benchmarks/_runs/bench_disentangle.json")
+    p.add_argument("--from-json", help="only print the summary of an earlier run's JSON file")
     return p.parse_args(argv)
 
 
@@ -105,8 +106,30 @@ def summarize(results: list[dict], betas: list[float]) -> dict:
     return out
 
 
+def print_summary(summary: dict, betas: list[float]) -> None:
+    """The table, and for each β > 1 its margin over the first β (β = 1) against the spread."""
+    print(f"\n{'β':>5} | MIG mean ± std (seeds) | rec | KL")
+    for beta, s in summary.items():
+        migs = ", ".join(f"{m:.3f}" for m in s["migs"])
+        print(f"{beta:5g} | {s['mig_mean']:.3f} ± {s['mig_std']:.3f} ({migs}) | "
+              f"{s['rec_mean']:.1f} | {s['kl_mean']:.2f}")
+    base = summary[betas[0]]
+    for beta in betas[1:]:
+        s = summary[beta]
+        margin = s["mig_mean"] - base["mig_mean"]
+        spread = max(base["mig_std"], s["mig_std"])  # the larger of the two stds
+        verdict = "above" if margin > spread else "NOT above"
+        print(f"β = {beta:g} vs β = {betas[0]:g}: mean MIG {margin:+.3f}, {verdict} one std "
+              f"(the larger std, {spread:.3f})")
+
+
 def main(argv=None) -> dict:
     args = parse_args(argv)
+    if args.from_json:  # print the table of an earlier run again
+        record = json.loads(Path(args.from_json).read_text())
+        betas = [float(b) for b in record["settings"]["betas"].split(",")]
+        print_summary(summarize(record["results"], betas), betas)
+        return record
     betas = [float(b) for b in args.betas.split(",")]
     seeds = [int(s) for s in args.seeds.split(",")]
     sprite_seconds, sprite_cpu = time_sprites()
@@ -127,19 +150,7 @@ def main(argv=None) -> dict:
             _print_run(results[-1])
     total = time.perf_counter() - tic
     summary = summarize(results, betas)
-    print(f"\n{'β':>5} | MIG mean ± std (seeds) | rec | KL")
-    for beta, s in summary.items():
-        migs = ", ".join(f"{m:.3f}" for m in s["migs"])
-        print(f"{beta:5g} | {s['mig_mean']:.3f} ± {s['mig_std']:.3f} ({migs}) | "
-              f"{s['rec_mean']:.1f} | {s['kl_mean']:.2f}")
-    base = summary[betas[0]]
-    best_beta = max(betas[1:], key=lambda b: summary[b]["mig_mean"]) if len(betas) > 1 else None
-    if best_beta is not None:
-        best = summary[best_beta]
-        margin = best["mig_mean"] - base["mig_mean"]
-        spread = max(base["mig_std"], best["mig_std"])
-        print(f"best β = {best_beta:g}: MIG {margin:+.3f} over β = {betas[0]:g}; "
-              f"{'above' if margin > spread else 'NOT above'} one std ({spread:.3f})")
+    print_summary(summary, betas)
     record = {
         "settings": vars(args), "sprites_100k_seconds": sprite_seconds,
         "sprites_100k_cpu_seconds": sprite_cpu, "results": results,

@@ -116,24 +116,33 @@ class BetaLoss:
 class CapacityLoss:
     """A ``loss_fn(model, x)`` for ``fit`` that raises C by the schedule at every training step.
 
-    Validation batches (the model in eval mode, or no gradients) use the current C and do not
-    advance it. ``capacity`` is the C of the latest call.
+    C grows linearly from 0 to ``c_max`` over ``num_steps`` steps. ``warmup_steps`` > 0 also
+    ramps γ up from 0 (as ``BetaLoss`` ramps β), so that short runs learn informative codes
+    before the KL is pinned to C. Validation batches (the model in eval mode, or no
+    gradients) use the current values and do not advance them.
     """
 
-    def __init__(self, c_max: float, num_steps: int, gamma: float = 100.0):
+    def __init__(self, c_max: float, num_steps: int, gamma: float = 100.0,
+                 warmup_steps: int = 0):
         self.c_max = _require_number(c_max, "c_max")
-        self.gamma = _require_number(gamma, "gamma")
+        self.target_gamma = _require_number(gamma, "gamma")
         capacity_schedule(0, num_steps, c_max)  # validates num_steps
-        self.num_steps, self.step = num_steps, 0
+        if isinstance(warmup_steps, bool) or not isinstance(warmup_steps, int) or warmup_steps < 0:
+            raise ValueError(f"warmup_steps must be an int >= 0, got {warmup_steps!r}")
+        self.num_steps, self.warmup_steps, self.step = num_steps, warmup_steps, 0
 
     @property
     def capacity(self) -> float:
         return capacity_schedule(self.step, self.num_steps, self.c_max)
 
+    @property
+    def gamma(self) -> float:
+        return self.target_gamma * capacity_schedule(self.step, self.warmup_steps, 1.0)
+
     def __call__(self, model: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        capacity = self.capacity
+        capacity, gamma = self.capacity, self.gamma
         x_logits, mu, logvar = model(x)
-        out = capacity_loss(x, x_logits, mu, logvar, self.gamma, capacity)
+        out = capacity_loss(x, x_logits, mu, logvar, gamma, capacity)
         if model.training and torch.is_grad_enabled():
             self.step += 1
         out["C"] = torch.tensor(capacity, dtype=out["loss"].dtype)
@@ -222,6 +231,20 @@ class ConvVAE(VAE):
         self.encoder = ConvEncoder(z_dim, image_size, channels, hidden_dim)
         self.decoder = ConvDecoder(z_dim, image_size, channels, hidden_dim)
         self.image_shape = (image_size, image_size)
+
+    @torch.no_grad()
+    def init_output_bias(self, x: torch.Tensor) -> ConvVAE:
+        """Start the decoder at the data's mean brightness: bias = logit(mean of x (N, S*S)).
+
+        With mostly black images, a decoder starting at p = 0.5 per pixel spends its first
+        hundreds of steps learning the background, a plateau where the KL term can collapse
+        every posterior. Returns the model.
+        """
+        if not isinstance(x, torch.Tensor) or x.ndim != 2 or x.shape[1] != self.x_dim:
+            raise ValueError(f"x must have shape (N, {self.x_dim})")
+        p = x.float().mean().clamp(1e-4, 1 - 1e-4)
+        self.decoder.deconv[-1].bias.fill_(float(torch.logit(p)))
+        return self
 
 
 # --------------------------------------------------------------------------- traversals

@@ -266,7 +266,7 @@ def plot_traversal(images, image_shape: tuple[int, int], values, row_labels=None
     grid = image_grid(images.reshape(rows * cols, -1), image_shape, nrow=cols, pad=1)
     if ax is None:
         _, ax = plt.subplots(figsize=(0.55 * cols + 1.2, 0.55 * rows + 0.6))
-    cm = plt.get_cmap("gray_r").with_extremes(bad="white")
+    cm = plt.get_cmap("gray_r").with_extremes(bad="0.75")  # grey lines frame each image
     ax.imshow(grid, cmap=cm, vmin=0.0, vmax=1.0, interpolation="nearest")
     h, w = image_shape
     ticks = np.unique(np.linspace(0, cols - 1, min(cols, 5)).round().astype(int))

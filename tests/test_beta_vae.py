@@ -270,3 +270,33 @@ def test_plot_traversal_draws_one_row_per_dimension():
     with pytest.raises(ValueError, match="row_labels"):
         plot_traversal(images, (32, 32), values, row_labels=["a"])
     plt.close("all")
+
+
+def test_init_output_bias_starts_at_the_mean_brightness():
+    torch.manual_seed(0)
+    model = ConvVAE(z_dim=2, channels=(4,), hidden_dim=8)
+    x, _, _ = make_sprites(200, seed=4)
+    assert model.init_output_bias(x) is model
+    bias = model.decoder.deconv[-1].bias
+    assert torch.sigmoid(bias).item() == pytest.approx(x.mean().item(), rel=1e-4)
+    with torch.no_grad():  # a decoder with zero weights would now predict the mean pixel
+        for p in model.decoder.deconv[-1].parameters():
+            if p is not bias:
+                p.zero_()
+        probs = model.decode_mean(torch.zeros(1, 2))
+    torch.testing.assert_close(probs.mean(), x.mean(), rtol=1e-4, atol=0)
+    with pytest.raises(ValueError, match="shape"):
+        model.init_output_bias(torch.rand(3, 10))
+
+
+def test_capacity_loss_fn_warms_gamma_up():
+    capacity = CapacityLoss(c_max=8.0, num_steps=8, gamma=10.0, warmup_steps=4)
+    model = ConvVAE(z_dim=2, channels=(4,), hidden_dim=8)
+    x, _, _ = make_sprites(4)
+    seen = []
+    for _ in range(6):
+        seen.append((capacity.capacity, capacity.gamma))
+        capacity(model, x)
+    assert seen == [(0.0, 0.0), (1.0, 2.5), (2.0, 5.0), (3.0, 7.5), (4.0, 10.0), (5.0, 10.0)]
+    with pytest.raises(ValueError, match="warmup_steps"):
+        CapacityLoss(c_max=1.0, num_steps=2, warmup_steps=-2)
