@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from .vae import LOG_2PI, VAE, _require_beta, _require_dims
+from .vae import LOG_2PI, VAE, _require_dims
 
 
 def _require_float(x, name: str, ndim: int) -> None:
@@ -150,16 +150,12 @@ class MixturePriorVAE(VAE):
         super().__init__(x_dim, z_dim, hidden_dims, likelihood, activation, **kwargs)
         self.prior = MixturePrior(z_dim, num_components)
 
-    def loss(self, x: torch.Tensor, beta: float = 1.0) -> dict[str, torch.Tensor]:
-        """Negative ELBO with one z ~ q(z|x), batch means: {"loss", "rec", "kl"} (scalars)."""
-        beta = _require_beta(beta)
-        self._check_x(x)
-        mu, logvar = self.encode(x)
-        z = self.reparameterize(mu, logvar)
-        # Kingma & Welling 2014, eq. 7 (the generic estimator): E_q[log p(x|z) + log p(z) - log q]
-        rec = -self.log_likelihood(x, z)  # (B,)
-        kl = _diag_log_density(z, mu, logvar) - self.prior.log_prob(z)  # (B,), unbiased for KL
-        return {"loss": (rec + beta * kl).mean(), "rec": rec.mean(), "kl": kl.mean()}
+    def kl_term(self, z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+        """log q(z|x) - log p(z) at z ~ q, an unbiased one-sample estimate of the KL: -> (B,).
+
+        The mixture prior has no closed-form KL, so this is Kingma & Welling 2014, eq. 7.
+        """
+        return _diag_log_density(z, mu, logvar) - self.prior.log_prob(z)
 
     def log_weights(self, x: torch.Tensor, k: int) -> torch.Tensor:
         """log p(x, z_i) - log q(z_i|x) for z_i ~ q(z|x), i = 1..k: x (B, D) -> (k, B)."""

@@ -21,11 +21,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .cvae import _require_labels, _require_x, one_hot
+from .cvae import CVAE, _require_labels, _require_x, conditional_elbo, one_hot
 from .vae import (
     MLP,
-    BernoulliDecoder,
-    GaussianEncoder,
     _bernoulli_ll,
     _gaussian_kl,
     _require_dims,
@@ -34,50 +32,26 @@ from .vae import (
 PAPER_ALPHA = 0.1  # Kingma et al. 2014, section 3.1.2: "α = 0.1·N in all experiments"
 
 
-class M2(nn.Module):
-    """M2: classifier q(y|x), encoder q(z|x,y), decoder p(x|y,z) (Bernoulli pixels)."""
+class M2(CVAE):
+    """M2: a conditional VAE (encoder q(z|x,y), decoder p(x|y,z), Bernoulli pixels) plus a
+    classifier q(y|x) that stands in for the label when it is missing."""
 
     def __init__(self, x_dim: int, num_classes: int = 10, z_dim: int = 16,
                  hidden_dims: Sequence[int] = (256,), activation: str = "relu",
                  classifier_hidden_dims: Sequence[int] | None = None):
-        super().__init__()
-        _require_dims(x_dim=x_dim, num_classes=num_classes, z_dim=z_dim)
-        self.x_dim, self.num_classes, self.z_dim = x_dim, num_classes, z_dim
+        super().__init__(x_dim, num_classes, z_dim, hidden_dims, activation)
         classifier_hidden_dims = hidden_dims if classifier_hidden_dims is None else (
             classifier_hidden_dims)
         self.classifier = MLP(x_dim, classifier_hidden_dims, num_classes, activation)
-        self.encoder = GaussianEncoder(x_dim + num_classes, hidden_dims, z_dim, activation)
-        self.decoder = BernoulliDecoder(z_dim + num_classes, hidden_dims, x_dim, activation)
 
     def classify(self, x: torch.Tensor) -> torch.Tensor:
         """Logits of q(y|x): x (B, D) -> (B, K)."""
         return self.classifier(x)
 
-    def encode(self, x: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """q(z|x,y): x (B, D), c (B, K) one-hot -> mu (B, Z), logvar (B, Z)."""
-        return self.encoder(torch.cat([x, c.to(x.dtype)], dim=-1))
-
-    def reparameterize(self, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-        """z = mu + exp(logvar / 2) * eps: (B, Z), (B, Z) -> (B, Z)."""
-        return mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
-
-    def decode(self, z: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-        """p(x|y,z): z (B, Z), c (B, K) one-hot -> logits (B, D)."""
-        return self.decoder(torch.cat([z, c.to(z.dtype)], dim=-1))
-
     def elbo(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """-L(x,y) = E_q[log p(x|y,z)] + log p(y) - KL(q(z|x,y)||p(z)): (B, D), (B,) -> (B,)."""
-        _require_x(x, self.x_dim)
-        _require_labels(y, self.num_classes, len(x))
-        return self._elbo(x, y)
-
-    def _elbo(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        c = one_hot(y, self.num_classes, dtype=x.dtype)
-        mu, logvar = self.encode(x, c)
-        z = self.reparameterize(mu, logvar)
-        log_py = -math.log(self.num_classes)  # uniform p(y)
-        # Kingma et al. 2014, eq. 6, one sample of z, the KL to N(0, I) in closed form
-        return _bernoulli_ll(x, self.decode(z, c)) + log_py - _gaussian_kl(mu, logvar)
+        # Kingma et al. 2014, eq. 6: the conditional ELBO plus log p(y), p(y) uniform
+        return conditional_elbo(self, x, y) - math.log(self.num_classes)
 
     def elbo_all_classes(self, x: torch.Tensor) -> torch.Tensor:
         """ELBO(x, y) for every class y in one batched pass: x (B, D) -> (B, K)."""
@@ -119,17 +93,6 @@ class M2(nn.Module):
         """Importance-sampled log p(x, y) with k samples (Burda et al. 2016): -> (B,)."""
         log_w = self.log_weights(x, y, k)
         return torch.logsumexp(log_w, dim=0) - math.log(k)
-
-    @torch.no_grad()
-    def sample(self, y: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
-        """Pixel probabilities of p(x|y,z), z ~ N(0, I) unless given: y (n,) -> (n, D)."""
-        param = next(self.parameters())
-        _require_labels(y, self.num_classes)
-        y = y.to(param.device)
-        if z is None:
-            z = torch.randn(len(y), self.z_dim, dtype=param.dtype, device=param.device)
-        c = one_hot(y, self.num_classes, dtype=param.dtype)
-        return torch.sigmoid(self.decode(z.to(param), c))
 
 
 # --------------------------------------------------------------------------- the two losses

@@ -364,10 +364,16 @@ class VAE(nn.Module):
         self._check_x(x)
         mu, logvar = self.encode(x)
         z = self.reparameterize(mu, logvar)
-        # Kingma & Welling 2014, eq. 10: one-sample reconstruction term + closed-form KL
-        rec = -self.log_likelihood(x, z)  # (B,)
-        kl = _gaussian_kl(mu, logvar)  # (B,)
+        rec = -self.log_likelihood(x, z)  # (B,), one-sample reconstruction term
+        kl = self.kl_term(z, mu, logvar)  # (B,)
         return {"loss": (rec + beta * kl).mean(), "rec": rec.mean(), "kl": kl.mean()}
+
+    def kl_term(self, z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+        """KL(q(z|x) || N(0, I)) in closed form (Kingma & Welling 2014, eq. 10): -> (B,).
+
+        z (B, Z), the sample of q, is unused here; a prior without a closed-form KL uses it.
+        """
+        return _gaussian_kl(mu, logvar)
 
     def log_weights(self, x: torch.Tensor, k: int) -> torch.Tensor:
         """log p(x, z_i) - log q(z_i|x) for z_i ~ q(z|x), i = 1..k: x (B, D) -> (k, B)."""

@@ -22,15 +22,12 @@ from .core import (
     fail,
     passed,
     private_generator,
+    randn,
 )
 
 NOTEBOOK = "06_beta_vae"
 _PARTS = ("loss", "rec", "kl")
 _ARGS = ("x", "x_logits", "mu", "logvar")
-
-
-def _randn(g, *shape, scale=1.0, dtype=torch.float64):
-    return scale * torch.randn(*shape, generator=g, dtype=dtype)
 
 
 def _rec(x, logits):  # (B,): -log p(x|z) per image
@@ -45,9 +42,9 @@ def _loss_case(g, batch, x_dim, z_dim, dtype=torch.float64, logit_scale=3.0, z_s
                binary=False, **kwargs) -> Case:
     x = torch.rand(batch, x_dim, generator=g, dtype=dtype)
     x = torch.bernoulli(x, generator=g) if binary else x
-    return Case((x, _randn(g, batch, x_dim, scale=logit_scale, dtype=dtype),
-                 _randn(g, batch, z_dim, scale=z_scale, dtype=dtype),
-                 _randn(g, batch, z_dim, scale=z_scale, dtype=dtype)), kwargs)
+    return Case((x, randn(g, batch, x_dim, scale=logit_scale, dtype=dtype),
+                 randn(g, batch, z_dim, scale=z_scale, dtype=dtype),
+                 randn(g, batch, z_dim, scale=z_scale, dtype=dtype)), kwargs)
 
 
 def _check_parts(name: str, student_fn, reference_fn, cases, mistakes: dict) -> None:

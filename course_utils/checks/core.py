@@ -125,6 +125,13 @@ def private_generator(name: str, salt: int = 0) -> torch.Generator:
     return torch.Generator().manual_seed(zlib.crc32(name.encode()) + salt)
 
 
+def randn(g: torch.Generator, *shape: int, scale: float = 1.0, shift: float = 0.0,
+          dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """shift + scale * N(0, 1) of the given shape from generator g (drawn in float64, so every
+    dtype gets the same numbers)."""
+    return (shift + scale * torch.randn(*shape, generator=g, dtype=torch.float64)).to(dtype)
+
+
 @dataclass
 class Case:
     """One input to an exercise: positional and keyword arguments and a label for messages."""

@@ -13,14 +13,10 @@ import torch
 import torch.nn.functional as F
 
 from .. import iwae
-from .core import Case, Mistake, compare, exercise, private_generator
+from .core import Case, Mistake, compare, exercise, private_generator, randn
 
 NOTEBOOK = "05_iwae"
 LOG_2PI = math.log(2 * math.pi)
-
-
-def _randn(g, *shape, scale=1.0, shift=0.0, dtype=torch.float64):
-    return shift + scale * torch.randn(*shape, generator=g, dtype=dtype)
 
 
 # --------------------------------------------------------------------------- log weights
@@ -104,10 +100,10 @@ _WEIGHT_MISTAKES = [
 def _weight_case(g, k, B, D, Z, *, logit_scale=2.0, logvar_shift=0.0, far=False,
                  dtype=torch.float64) -> Case:
     x = torch.bernoulli(torch.rand(B, D, generator=g, dtype=dtype), generator=g)  # binary pixels
-    x_logits = _randn(g, k, B, D, scale=logit_scale, dtype=dtype)
-    mu = _randn(g, B, Z, dtype=dtype)
-    logvar = _randn(g, B, Z, scale=0.5, shift=logvar_shift, dtype=dtype)
-    eps = _randn(g, k, B, Z, scale=3.0 if far else 1.0, dtype=dtype)
+    x_logits = randn(g, k, B, D, scale=logit_scale, dtype=dtype)
+    mu = randn(g, B, Z, dtype=dtype)
+    logvar = randn(g, B, Z, scale=0.5, shift=logvar_shift, dtype=dtype)
+    eps = randn(g, k, B, Z, scale=3.0 if far else 1.0, dtype=dtype)
     z = mu + torch.exp(0.5 * logvar) * eps
     return Case((x, x_logits, z, mu, logvar))
 
@@ -170,13 +166,13 @@ def _bound_cases() -> list[Case]:
     g = private_generator("iwae_bound")
     spread = torch.tensor([[-1000.0, 50.0, -3.0]], dtype=torch.float64)
     return [
-        Case((_randn(g, 5, 3, scale=3.0, shift=-100.0),)),
-        Case((_randn(g, 4, 4, scale=2.0, shift=-20.0),)),
-        Case((_randn(g, 1, 6, scale=5.0, shift=-80.0),)),
-        Case((_randn(g, 10, 1, scale=4.0, shift=-90.0),)),
-        Case((_randn(g, 50, 7, scale=10.0, shift=-90.0, dtype=torch.float32),)),
-        Case((_randn(g, 8, 3, scale=20.0, shift=-1000.0),)),
-        Case((spread + _randn(g, 6, 3, scale=2.0),)),
+        Case((randn(g, 5, 3, scale=3.0, shift=-100.0),)),
+        Case((randn(g, 4, 4, scale=2.0, shift=-20.0),)),
+        Case((randn(g, 1, 6, scale=5.0, shift=-80.0),)),
+        Case((randn(g, 10, 1, scale=4.0, shift=-90.0),)),
+        Case((randn(g, 50, 7, scale=10.0, shift=-90.0, dtype=torch.float32),)),
+        Case((randn(g, 8, 3, scale=20.0, shift=-1000.0),)),
+        Case((spread + randn(g, 6, 3, scale=2.0),)),
     ]
 
 

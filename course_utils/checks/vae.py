@@ -26,14 +26,11 @@ from .core import (
     fail,
     passed,
     private_generator,
+    randn,
 )
 
 NOTEBOOK = "04_vae"
 LOG_2PI = math.log(2 * math.pi)
-
-
-def _randn(g, *shape, scale=1.0, dtype=torch.float64):
-    return scale * torch.randn(*shape, generator=g, dtype=dtype)
 
 
 # --------------------------------------------------------------------------- gaussian_kl
@@ -70,13 +67,13 @@ _KL_MISTAKES = [
 def _kl_cases() -> list[Case]:
     g = private_generator("gaussian_kl")
     return [
-        Case((_randn(g, 5, 3, scale=2.0, dtype=torch.float32),
-              _randn(g, 5, 3, dtype=torch.float32))),
-        Case((_randn(g, 4, 6), _randn(g, 4, 6))),
-        Case((_randn(g, 1, 2), _randn(g, 1, 2))),
-        Case((_randn(g, 6, 1), _randn(g, 6, 1))),
-        Case((_randn(g, 3, 4, scale=100.0), _randn(g, 3, 4, scale=5.0))),
-        Case((_randn(g, 3, 4), torch.full((3, 4), -20.0, dtype=torch.float64))),
+        Case((randn(g, 5, 3, scale=2.0, dtype=torch.float32),
+              randn(g, 5, 3, dtype=torch.float32))),
+        Case((randn(g, 4, 6), randn(g, 4, 6))),
+        Case((randn(g, 1, 2), randn(g, 1, 2))),
+        Case((randn(g, 6, 1), randn(g, 6, 1))),
+        Case((randn(g, 3, 4, scale=100.0), randn(g, 3, 4, scale=5.0))),
+        Case((randn(g, 3, 4), torch.full((3, 4), -20.0, dtype=torch.float64))),
         Case((torch.zeros(2, 5, dtype=torch.float64), torch.zeros(2, 5, dtype=torch.float64)),
              label="mu = 0, logvar = 0 (q equals the prior)"),
     ]
@@ -143,12 +140,12 @@ def _bernoulli_cases() -> list[Case]:
     binary = torch.bernoulli(torch.full((6, 10), 0.4, dtype=torch.float64), generator=g)
     grey = torch.rand(4, 64, generator=g)
     return [
-        Case((binary, _randn(g, 6, 10, scale=3.0))),
-        Case((grey, _randn(g, 4, 64, dtype=torch.float32))),
-        Case((torch.rand(1, 5, generator=g, dtype=torch.float64), _randn(g, 1, 5))),
+        Case((binary, randn(g, 6, 10, scale=3.0))),
+        Case((grey, randn(g, 4, 64, dtype=torch.float32))),
+        Case((torch.rand(1, 5, generator=g, dtype=torch.float64), randn(g, 1, 5))),
         Case((torch.bernoulli(torch.full((3, 8), 0.5), generator=g),
-              _randn(g, 3, 8, scale=50.0, dtype=torch.float32))),
-        Case((torch.ones(2, 4, dtype=torch.float64), _randn(g, 2, 4, scale=2.0))),
+              randn(g, 3, 8, scale=50.0, dtype=torch.float32))),
+        Case((torch.ones(2, 4, dtype=torch.float64), randn(g, 2, 4, scale=2.0))),
     ]
 
 
@@ -209,16 +206,16 @@ def _gaussian_cases() -> list[Case]:
     g = private_generator("gaussian_log_likelihood")
     x = torch.rand(4, 5, generator=g, dtype=torch.float64)
     return [
-        Case((x, _randn(g, 4, 5), _randn(g, 4, 5))),
-        Case((_randn(g, 3, 6, dtype=torch.float32), _randn(g, 3, 6, dtype=torch.float32),
-              _randn(g, 6, dtype=torch.float32)),
+        Case((x, randn(g, 4, 5), randn(g, 4, 5))),
+        Case((randn(g, 3, 6, dtype=torch.float32), randn(g, 3, 6, dtype=torch.float32),
+              randn(g, 6, dtype=torch.float32)),
              label="x, mean (3, 6) float32, logvar (6,): one log-variance per pixel"),
-        Case((x, _randn(g, 4, 5), -2.0), label="x, mean (4, 5) float64, logvar = -2.0 (a float)"),
-        Case((x, x + 1e-3 * _randn(g, 4, 5), torch.full((4, 5), -12.0, dtype=torch.float64)),
+        Case((x, randn(g, 4, 5), -2.0), label="x, mean (4, 5) float64, logvar = -2.0 (a float)"),
+        Case((x, x + 1e-3 * randn(g, 4, 5), torch.full((4, 5), -12.0, dtype=torch.float64)),
              label="x, mean (4, 5) float64, tiny variances: logvar = -12"),
-        Case((_randn(g, 2, 3, scale=100.0), _randn(g, 2, 3, scale=100.0),
-              _randn(g, 2, 3, scale=3.0))),
-        Case((_randn(g, 1, 7), _randn(g, 1, 7), _randn(g, 1, 7))),
+        Case((randn(g, 2, 3, scale=100.0), randn(g, 2, 3, scale=100.0),
+              randn(g, 2, 3, scale=3.0))),
+        Case((randn(g, 1, 7), randn(g, 1, 7), randn(g, 1, 7))),
     ]
 
 
@@ -291,14 +288,14 @@ def _elbo_cases() -> list[Case]:
     g = private_generator("negative_elbo")
     x = torch.rand(5, 64, generator=g)
     return [
-        Case((x, _randn(g, 5, 64, dtype=torch.float32), _randn(g, 5, 2, dtype=torch.float32),
-              _randn(g, 5, 2, dtype=torch.float32))),
-        Case((x, _randn(g, 5, 64, dtype=torch.float32), _randn(g, 5, 3, dtype=torch.float32),
-              _randn(g, 5, 3, dtype=torch.float32)), {"beta": 4.0}),
+        Case((x, randn(g, 5, 64, dtype=torch.float32), randn(g, 5, 2, dtype=torch.float32),
+              randn(g, 5, 2, dtype=torch.float32))),
+        Case((x, randn(g, 5, 64, dtype=torch.float32), randn(g, 5, 3, dtype=torch.float32),
+              randn(g, 5, 3, dtype=torch.float32)), {"beta": 4.0}),
         Case((torch.bernoulli(torch.full((1, 10), 0.5, dtype=torch.float64), generator=g),
-              _randn(g, 1, 10), _randn(g, 1, 4), _randn(g, 1, 4)), {"beta": 0.0}),
-        Case((torch.rand(3, 16, generator=g, dtype=torch.float64), _randn(g, 3, 16, scale=20.0),
-              _randn(g, 3, 5, scale=3.0), _randn(g, 3, 5, scale=3.0)), {"beta": 0.5}),
+              randn(g, 1, 10), randn(g, 1, 4), randn(g, 1, 4)), {"beta": 0.0}),
+        Case((torch.rand(3, 16, generator=g, dtype=torch.float64), randn(g, 3, 16, scale=20.0),
+              randn(g, 3, 5, scale=3.0), randn(g, 3, 5, scale=3.0)), {"beta": 0.5}),
     ]
 
 
@@ -343,9 +340,9 @@ _NUM_DRAWS = 200_000
 def _reparam_cases() -> list[Case]:
     g = private_generator("reparameterize")
     return [
-        Case((_randn(g, 4, 3, dtype=torch.float32), _randn(g, 4, 3, dtype=torch.float32))),
-        Case((_randn(g, 1, 2), _randn(g, 1, 2))),
-        Case((_randn(g, 3, 5, scale=50.0), torch.full((3, 5), -20.0, dtype=torch.float64)),
+        Case((randn(g, 4, 3, dtype=torch.float32), randn(g, 4, 3, dtype=torch.float32))),
+        Case((randn(g, 1, 2), randn(g, 1, 2))),
+        Case((randn(g, 3, 5, scale=50.0), torch.full((3, 5), -20.0, dtype=torch.float64)),
              label="mu (3, 5) large, logvar = -20 (tiny variances)"),
     ]
 
@@ -424,7 +421,7 @@ def _reparam_randomness(name: str, student_fn) -> None:
 
 def _reparam_gradients(name: str, student_fn) -> None:
     g = private_generator("reparameterize", salt=1)
-    mu, logvar = _randn(g, 5, 3), _randn(g, 5, 3)
+    mu, logvar = randn(g, 5, 3), randn(g, 5, 3)
     seen = {}
 
     def spy(mu, logvar):

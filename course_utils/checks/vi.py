@@ -13,7 +13,7 @@ import math
 import torch
 
 from .. import numerics, vi
-from .core import Case, Mistake, compare, exercise, private_generator
+from .core import Case, Mistake, compare, exercise, private_generator, randn
 
 NOTEBOOK = "03_variational_inference"
 _LOG_2PI = math.log(2 * math.pi)
@@ -25,11 +25,6 @@ def _spd(g: torch.Generator, *shape: int, scale: float = 1.0, dtype=torch.float6
     a = torch.randn(*shape, d, generator=g, dtype=torch.float64)
     cov = a @ a.mT / d + 0.5 * torch.eye(d, dtype=torch.float64)
     return (scale * cov).to(dtype)
-
-
-def _randn(g: torch.Generator, *shape: int, scale: float = 1.0, shift: float = 0.0,
-           dtype=torch.float64):
-    return (shift + scale * torch.randn(*shape, generator=g, dtype=torch.float64)).to(dtype)
 
 
 # --------------------------------------------------------------------------- kl_mvn
@@ -108,11 +103,11 @@ def _kl_cases() -> list[Case]:
     g = private_generator("kl_mvn")
 
     def pair(*batch, d, mu_scale=1.0, cov_scale=1.0, dtype=torch.float64, same=False):
-        mu1 = _randn(g, *batch, d, scale=mu_scale, dtype=dtype)
+        mu1 = randn(g, *batch, d, scale=mu_scale, dtype=dtype)
         cov1 = _spd(g, *batch, d, scale=cov_scale, dtype=dtype)
         if same:
             return Case((mu1, cov1, mu1.clone(), cov1.clone()))
-        mu2 = _randn(g, *batch, d, scale=mu_scale, dtype=dtype)
+        mu2 = randn(g, *batch, d, scale=mu_scale, dtype=dtype)
         return Case((mu1, cov1, mu2, _spd(g, *batch, d, scale=cov_scale, dtype=dtype)))
 
     return [
@@ -201,7 +196,7 @@ def _mf_cases() -> list[Case]:
         mu_t = torch.tensor(mu, dtype=dtype)
         return Case((torch.tensor(m_other, dtype=dtype), mu_t, precision, i))
 
-    random_mu = tuple(_randn(g, 2, scale=2.0).tolist())
+    random_mu = tuple(randn(g, 2, scale=2.0).tolist())
     return [
         case(0.9, 0, scales=(1.0, 2.0)),
         case(-0.6, 1, scales=(0.5, 1.5), mu=random_mu, m_other=-0.7),
@@ -271,8 +266,8 @@ _STEP_MISTAKES = [
 
 
 def _cavi_inputs(g, n, k, d, x_scale=3.0, x_shift=0.0, s2_scale=1.0, dtype=torch.float64):
-    x = _randn(g, n, d, scale=x_scale, shift=x_shift, dtype=dtype)
-    m = _randn(g, k, d, scale=x_scale, shift=x_shift, dtype=dtype)
+    x = randn(g, n, d, scale=x_scale, shift=x_shift, dtype=dtype)
+    m = randn(g, k, d, scale=x_scale, shift=x_shift, dtype=dtype)
     s2 = (s2_scale * (0.2 + torch.rand(k, generator=g, dtype=torch.float64))).to(dtype)
     return x, m, s2
 
@@ -415,13 +410,13 @@ def _lme_cases() -> list[Case]:
     g = private_generator("log_mean_exp")
     spread = torch.tensor([[900.0], [-900.0], [0.0]], dtype=torch.float64)
     return [
-        Case((_randn(g, 3, 5), 1)),
-        Case((_randn(g, 4, 6), 0)),
-        Case((_randn(g, 1, 7), -1)),
-        Case((_randn(g, 2, 3, 4, dtype=torch.float32), 1)),
-        Case((_randn(g, 4, 6, scale=10.0, shift=1000.0), 1)),
-        Case((_randn(g, 500, 3, scale=30.0, shift=-800.0), 0)),  # log-weights of 500 samples
-        Case((spread + _randn(g, 3, 5), 1)),
+        Case((randn(g, 3, 5), 1)),
+        Case((randn(g, 4, 6), 0)),
+        Case((randn(g, 1, 7), -1)),
+        Case((randn(g, 2, 3, 4, dtype=torch.float32), 1)),
+        Case((randn(g, 4, 6, scale=10.0, shift=1000.0), 1)),
+        Case((randn(g, 500, 3, scale=30.0, shift=-800.0), 0)),  # log-weights of 500 samples
+        Case((spread + randn(g, 3, 5), 1)),
     ]
 
 
