@@ -7,6 +7,10 @@ and the wall-clock time of the fit (best of --repeats, the two libraries interle
 
     python benchmarks/bench_gmm.py            # digits (64-D, K=10) and 100k x 16-D, K=16
     python benchmarks/bench_gmm.py --quick    # a smoke run (seconds)
+    python benchmarks/bench_gmm.py --threads 1   # both libraries on one thread
+
+On a busy machine, compare with --threads 1: torch's thread pool suffers more from other
+processes than OpenBLAS does, which would make the comparison unfair to course_utils.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import numpy as np
 import torch
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture as SklearnMixture
+from threadpoolctl import threadpool_limits
 
 from course_utils.data import load_digits
 from course_utils.gmm import GaussianMixture
@@ -122,7 +127,12 @@ def main(argv=None):
     parser.add_argument("--dim", type=int, default=16)
     parser.add_argument("--k", type=int, default=16)
     parser.add_argument("--iters", type=int, default=30)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="threads for torch and for scikit-learn's BLAS (default: all cores)")
     args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+        threadpool_limits(args.threads)
     if args.quick:
         args.repeats, args.digits_iters, args.n, args.iters = 1, 10, 5_000, 5
     digits = load_digits("all")[0].double()
