@@ -312,6 +312,12 @@ def _postfix(history: History) -> dict[str, str]:
 
 
 def _progress_bar(total: int, disable: bool):
+    """A tqdm bar (a widget in Jupyter); off when asked or when $TQDM_DISABLE is set.
+
+    tqdm reads $TQDM_DISABLE only for arguments not passed, so it is checked here: notebooks
+    executed for their stored outputs would otherwise keep a bar's first frame ("0%").
+    """
     from tqdm.auto import tqdm
 
+    disable = disable or os.environ.get("TQDM_DISABLE", "").lower() not in ("", "0", "false")
     return tqdm(total=total, disable=disable, unit="batch", mininterval=0.5, leave=True)

@@ -173,6 +173,13 @@ def test_progress_bar_is_text_outside_jupyter(digits, capsys):
     assert capsys.readouterr().err == ""
 
 
+def test_tqdm_disable_switches_the_bar_off(digits, capsys, monkeypatch):
+    x, _ = digits
+    monkeypatch.setenv("TQDM_DISABLE", "1")  # as set by `authoring execute`
+    fit(_model(), x[:128], num_epochs=1, batch_size=64, progress=True)
+    assert capsys.readouterr().err == ""
+
+
 def test_fit_restores_the_training_mode(digits):
     x, _ = digits
     model = _model().eval()
