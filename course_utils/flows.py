@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .train import progress_bar
 from .vae import LOG_2PI, MLP, VAE, _require_beta, _require_dims
 
 # --------------------------------------------------------------------------- one planar flow
@@ -221,13 +222,11 @@ def fit_flow_density(
 ) -> list[float]:
     """Fit ``flow`` to exp(-U) by Adam on the reverse KL with beta annealed from 0.01 to 1 over
     ``anneal_steps`` (default: half the steps); returns the free energy (beta = 1) per step."""
-    from tqdm.auto import tqdm
-
     _require_dims(num_steps=num_steps, batch_size=batch_size)
     anneal_steps = num_steps // 2 if anneal_steps is None else anneal_steps
     optimizer = torch.optim.Adam(flow.parameters(), lr=lr)
     losses = []
-    for step in tqdm(range(num_steps), disable=not progress, desc=f"K={flow.num_flows}"):
+    for step in progress_bar(range(num_steps), disable=not progress, desc=f"K={flow.num_flows}"):
         beta = min(1.0, 0.01 + step / anneal_steps) if anneal_steps > 0 else 1.0
         parts = reverse_kl(flow, name, batch_size, beta)
         optimizer.zero_grad()

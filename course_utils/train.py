@@ -257,7 +257,8 @@ def fit(
 
     n = len(train[0])
     num_batches = -(-n // batch_size)
-    bar = _progress_bar(total=(num_epochs - start) * num_batches, disable=not progress)
+    bar = progress_bar(total=(num_epochs - start) * num_batches, disable=not progress,
+                       unit="batch", leave=True)
     was_training = model.training
     try:
         for epoch in range(start, num_epochs):
@@ -311,8 +312,8 @@ def _postfix(history: History) -> dict[str, str]:
     return post
 
 
-def _progress_bar(total: int, disable: bool):
-    """A tqdm bar (a widget in Jupyter); off when asked or when $TQDM_DISABLE is set.
+def progress_bar(iterable=None, *, total: int | None = None, disable: bool = False, **kwargs):
+    """A tqdm bar (a widget in Jupyter), off when asked or when $TQDM_DISABLE is set.
 
     tqdm reads $TQDM_DISABLE only for arguments not passed, so it is checked here: notebooks
     executed for their stored outputs would otherwise keep a bar's first frame ("0%").
@@ -320,4 +321,5 @@ def _progress_bar(total: int, disable: bool):
     from tqdm.auto import tqdm
 
     disable = disable or os.environ.get("TQDM_DISABLE", "").lower() not in ("", "0", "false")
-    return tqdm(total=total, disable=disable, unit="batch", mininterval=0.5, leave=True)
+    kwargs.setdefault("mininterval", 0.5)
+    return tqdm(iterable, total=total, disable=disable, **kwargs)
