@@ -3,8 +3,9 @@
 Network: 784-200-200-50 (tanh) encoder and the mirror decoder, Bernoulli pixels, dynamically
 binarized MNIST (the first 50,000 training images), trained with k = 1 (the VAE) and k = 5
 (the IWAE) for a budget of CPU time each (the process's own CPU time, so a busy machine
-slows the run down but does not shorten its training). Then log p(x) is estimated with k = 5000 importance
-samples on held-out images (the last 10,000 training images, binarized once with a fixed seed).
+slows the run down but does not shorten its training). Then log p(x) is estimated with
+k = 5000 importance samples on held-out images (the last 10,000 training images, binarized
+once with a fixed seed).
 
 Burda et al. reach 86.76 (VAE) and 85.54 (IWAE, k = 5) nats after 3,280 epochs; here the
 budget is CPU-minutes, so the learning rate decays with the spent fraction of the budget
