@@ -203,15 +203,6 @@ def test_hidden_pixel_error_matches_numpy():
 # --------------------------------------------------------------------------- training on digits
 
 
-@pytest.fixture
-def one_thread():
-    """Training tests run on one thread: faster on a busy machine, and the same everywhere."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def digits():
     return data.load_digits("train"), data.load_digits("test")

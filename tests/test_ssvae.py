@@ -16,15 +16,6 @@ from course_utils.vae import MLP
 K, X_DIM = 4, 12
 
 
-@pytest.fixture
-def one_thread():
-    """Training tests run on one thread: faster on a busy machine, and the same everywhere."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _model(sharp: bool = True, seed: int = 0) -> ssvae.M2:
     torch.manual_seed(seed)
     model = ssvae.M2(X_DIM, num_classes=K, z_dim=3, hidden_dims=(16,)).double()
