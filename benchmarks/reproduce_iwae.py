@@ -52,7 +52,8 @@ def make_model(x_train: torch.Tensor) -> VAE:
 
 def train(model: VAE, x_train: torch.Tensor, k: int, args) -> dict:
     """Adam on -L_k with dynamic binarization until the CPU-time budget is spent."""
-    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr, eps=1e-4)  # eps as Burda et al.
+    # eps as Burda et al.; the fused CPU kernel makes a VAE step ~10% cheaper
+    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr, eps=1e-4, fused=True)
     budget = 60.0 * args.minutes
     start_wall, start_cpu = time.perf_counter(), time.process_time()
     epoch, steps, log, done = 0, 0, [], False
@@ -86,14 +87,18 @@ def train(model: VAE, x_train: torch.Tensor, k: int, args) -> dict:
             "train_cpu_min": (time.process_time() - start_cpu) / 60, "log": log}
 
 
-def evaluate(model: VAE, x_eval: torch.Tensor, args) -> dict:
-    """log p(x) with k = args.k_eval importance samples, the ELBO and the active units."""
+def evaluate(model: VAE, x_eval: torch.Tensor, args, name: str) -> dict:
+    """log p(x) with k = args.k_eval importance samples, the ELBO and the active units.
+
+    The per-image log p(x) also goes to <out>/<name>_log_px.pt, to compare subsets later.
+    """
     start = time.perf_counter()
     torch.manual_seed(args.seed + 1)
     log_px = estimate_log_likelihood(model, x_eval, k=args.k_eval, chunk_size=args.chunk_size,
                                      batch_size=args.eval_batch_size)
     with torch.no_grad():
         elbo = torch.cat([model.log_weights(xb, 100).mean(0) for xb in x_eval.split(500)])
+    torch.save(log_px, args.out / f"{name}_log_px.pt")
     return {"nll": -log_px.mean().item(),
             "nll_stderr": log_px.std().item() / math.sqrt(len(log_px)),
             "neg_elbo": -elbo.mean().item(), "active_units": active_units(model, x_eval),
@@ -118,8 +123,9 @@ def main(argv=None) -> None:
                         help="learning rate at the end of the budget, as a fraction of --lr")
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--k-eval", type=int, default=5000)
-    parser.add_argument("--n-eval", type=int, default=2000,
-                        help="held-out images to evaluate (the first n of the valid split)")
+    parser.add_argument("--n-eval", type=int, default=10000,
+                        help="held-out images to evaluate (the first n of the valid split; "
+                             "default all 10,000, ~14 min per model on one core)")
     parser.add_argument("--chunk-size", type=int, default=500)
     parser.add_argument("--eval-batch-size", type=int, default=50)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
@@ -155,7 +161,7 @@ def main(argv=None) -> None:
             result.update(train(model, x_train, k, args))
             result["load_after_train"] = load_avg()
             torch.save(model.state_dict(), path)
-        result.update(evaluate(model, x_eval, args))
+        result.update(evaluate(model, x_eval, args, name))
         result.update({"torch": torch.__version__, "machine": platform.machine(),
                        "cpus": os.cpu_count()})
         (args.out / f"{name}.json").write_text(json.dumps(result, indent=1))

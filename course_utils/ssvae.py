@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .cvae import CVAE, _require_labels, _require_x, conditional_elbo, one_hot
+from .data import dynamic_binarize
 from .vae import (
     MLP,
     _bernoulli_ll,
@@ -176,7 +177,7 @@ def semi_supervised_loss_fn(x_labeled: torch.Tensor, y_labeled: torch.Tensor, al
         x_l = x_labeled[index].to(x.device, x.dtype)
         y_l = y_labeled[index].to(x.device)
         if binarize:
-            x, x_l = torch.bernoulli(x), torch.bernoulli(x_l)
+            x, x_l = dynamic_binarize(x), dynamic_binarize(x_l)
         neg_elbo_l = -model.elbo(x_l, y_l)  # (B_l,)
         ce = F.cross_entropy(model.classify(x_l), y_l)
         u = unlabeled_loss(model, x)  # (B_u,)
@@ -212,7 +213,7 @@ def fit_classifier(classifier: nn.Module, x: torch.Tensor, y: torch.Tensor, *, n
     losses = []
     for _ in range(num_steps):
         index = torch.randperm(len(x), device=x.device)[:batch_size]
-        xb = torch.bernoulli(x[index]) if binarize else x[index]
+        xb = dynamic_binarize(x[index]) if binarize else x[index]
         loss = F.cross_entropy(classifier(xb), y[index])
         optimizer.zero_grad()
         loss.backward()

@@ -312,6 +312,8 @@ def test_load_mnist_binarize_is_fixed_and_dynamic_binarize_is_fresh(tmp_path):
     assert torch.equal(d1, d2) and not torch.equal(d1, d3)
     assert abs(d3.mean().item() - x.mean().item()) < 0.01
     assert torch.equal(dynamic_binarize(torch.tensor([0.0, 1.0])), torch.tensor([0.0, 1.0]))
+    half = dynamic_binarize(torch.full((400, 500), 0.3, dtype=torch.float64))
+    assert half.dtype == torch.float64 and abs(half.mean().item() - 0.3) < 0.005  # sd 0.0007
 
 
 def test_dynamic_binarize_validates_input():

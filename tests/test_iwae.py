@@ -492,3 +492,5 @@ def test_reproduce_iwae_runs_end_to_end_on_a_tiny_fake_mnist(tmp_path, monkeypat
         assert result["k_train"] == k and result["k_eval"] == 20 and result["n_eval"] == 4
         assert math.isfinite(result["nll"]) and result["nll"] <= result["neg_elbo"] + 1.0
         assert result["steps"] >= 1 and 0 <= result["active_units"] <= 50
+        log_px = torch.load(tmp_path / "runs" / f"{name}_log_px.pt")
+        assert log_px.shape == (4,) and abs(-log_px.mean().item() - result["nll"]) < 1e-4
