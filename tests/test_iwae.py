@@ -456,32 +456,12 @@ def test_plot_helpers_draw_what_they_are_given():
 # --------------------------------------------------------------------------- the benchmark
 
 
-def _write_fake_mnist(folder, n=60):
-    import gzip
-
-    rng = np.random.default_rng(0)
-    images = rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
-    labels = rng.integers(0, 10, size=n, dtype=np.uint8)
-    for name, array, code in (("train-images-idx3-ubyte.gz", images, 3),
-                              ("train-labels-idx1-ubyte.gz", labels, 1)):
-        header = bytes([0, 0, 8, code]) + b"".join(
-            int(s).to_bytes(4, "big") for s in array.shape)
-        with gzip.open(folder / name, "wb") as f:
-            f.write(header + array.tobytes())
-
-
-def test_reproduce_iwae_runs_end_to_end_on_a_tiny_fake_mnist(tmp_path, monkeypatch):
-    import importlib.util
+def test_reproduce_iwae_runs_end_to_end_on_a_tiny_fake_mnist(tmp_path, fake_mnist,
+                                                             load_benchmark):
     import json
 
-    from course_utils.authoring import ROOT
-
-    spec = importlib.util.spec_from_file_location(
-        "reproduce_iwae", ROOT / "benchmarks" / "reproduce_iwae.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
-    _write_fake_mnist(tmp_path)
-    monkeypatch.setenv("DATA_DIR", str(tmp_path))
+    bench = load_benchmark("reproduce_iwae")
+    fake_mnist(60)
     threads = torch.get_num_threads()
     args = ["--minutes", "0.005", "--n-eval", "4", "--k-eval", "20", "--chunk-size", "7",
             "--out", str(tmp_path / "runs"), "--threads", str(threads)]

@@ -252,3 +252,35 @@ def test_m2_beats_the_classifier_trained_on_the_labels_alone(one_thread):
     m2_acc = ssvae.accuracy(model.classify, x_test, y_test)
     assert m2_acc > base_acc + 0.02, (m2_acc, base_acc)
     assert np.isfinite(m2_acc) and m2_acc > 0.85
+
+
+# --------------------------------------------------------------------------- the benchmark
+
+
+def test_bench_ssvae_runs_every_mode_end_to_end(tmp_path, fake_mnist, load_benchmark, one_thread,
+                                                capsys):
+    import json
+
+    bench = load_benchmark("bench_ssvae")
+    small = ["--hidden", "8", "--classifier-hidden", "8", "--baseline-steps", "2"]
+    bench.main(["digits", "--draws", "2", "--epochs", "1", *small, "--out",
+                str(tmp_path / "digits.json")])
+    digits = json.loads((tmp_path / "digits.json").read_text())
+    assert len(digits["rows"]) == 2
+    assert all(0 <= r["m2_acc"] <= 1 and 0 <= r["baseline_acc"] <= 1 for r in digits["rows"])
+
+    fake_mnist(240)  # 200 training images (1 label per class below) and 40 validation images
+    bench.main(["mnist", "--labels-per-class", "1", "--budget-cpu-min", "0.002",
+                "--eval-every", "2", *small, "--out", str(tmp_path / "mnist.json")])
+    mnist = json.loads((tmp_path / "mnist.json").read_text())
+    assert mnist["records"] and 0 <= mnist["final"]["valid_acc"] <= 1
+    assert mnist["best_valid_acc"] >= mnist["final"]["valid_acc"]
+
+    bench.main(["mnist", "--all-labels", "--epochs", "2", "--batch-size", "50", *small,
+                "--out", str(tmp_path / "ceiling.json")])
+    ceiling = json.loads((tmp_path / "ceiling.json").read_text())
+    assert [r["epoch"] for r in ceiling["records"]] == [1, 2]
+    assert all(0 <= r["valid_acc_argmax_elbo_2k"] <= 1 for r in ceiling["records"])
+    with pytest.raises(SystemExit):
+        bench.main(["digits", "--all-labels"])
+    assert "--all-labels needs the mnist dataset" in capsys.readouterr().err
