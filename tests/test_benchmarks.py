@@ -1,24 +1,21 @@
 """The notebook timer rewrites only its own section of RESULTS.md and judges budgets right."""
 
-import importlib.util
-
-from course_utils.authoring import ROOT
-
-_spec = importlib.util.spec_from_file_location(
-    "time_notebooks", ROOT / "benchmarks" / "time_notebooks.py"
-)
-time_notebooks = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(time_notebooks)
+import pytest
 
 
-def test_budgets():
+@pytest.fixture
+def time_notebooks(load_benchmark):
+    return load_benchmark("time_notebooks")
+
+
+def test_budgets(time_notebooks):
     assert time_notebooks.budget_ok(30.0, 170.0, failed=False) == "✓"
     assert time_notebooks.budget_ok(46.0, 10.0, failed=False) == "✗"
     assert time_notebooks.budget_ok(None, 181.0, failed=False) == "✗"
     assert time_notebooks.budget_ok(1.0, 1.0, failed=True).startswith("✗")
 
 
-def test_write_results_replaces_only_its_section(tmp_path):
+def test_write_results_replaces_only_its_section(tmp_path, time_notebooks):
     results = tmp_path / "RESULTS.md"
     results.write_text(
         "# Benchmark results\n\n## Notebook run times\n\nold text\n\n## GMM\n\nkeep me\n"
