@@ -1,11 +1,10 @@
 """Fixtures shared by the test modules."""
 
-import gzip
 import importlib.util
 
-import numpy as np
 import pytest
 import torch
+from mnist_files import write_mnist  # tests/, on sys.path under pytest
 
 from course_utils.authoring import ROOT
 
@@ -21,19 +20,11 @@ def one_thread():
 
 @pytest.fixture
 def fake_mnist(tmp_path, monkeypatch):
-    """write(n) puts an n-image MNIST training file pair (random pixels and labels, seed 0) in
+    """write(n) puts an n-image MNIST training file pair (``mnist_files.write_mnist``) in
     tmp_path and points DATA_DIR at it; returns the folder."""
 
     def write(n: int = 60):
-        rng = np.random.default_rng(0)
-        images = rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
-        labels = rng.integers(0, 10, size=n, dtype=np.uint8)
-        for name, array, code in (("train-images-idx3-ubyte.gz", images, 3),
-                                  ("train-labels-idx1-ubyte.gz", labels, 1)):
-            header = bytes([0, 0, 8, code]) + b"".join(
-                int(s).to_bytes(4, "big") for s in array.shape)
-            with gzip.open(tmp_path / name, "wb") as f:
-                f.write(header + array.tobytes())
+        write_mnist(tmp_path, n)
         monkeypatch.setenv("DATA_DIR", str(tmp_path))
         return tmp_path
 

@@ -14,6 +14,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from mnist_files import (  # tests/, on sys.path under pytest
+    TEST_FILES,
+    TRAIN_FILES,
+    idx_bytes,
+    random_mnist,
+    write_gz,
+    write_mnist,
+)
 from scipy import stats
 from sklearn.datasets import make_moons
 
@@ -27,42 +35,6 @@ from course_utils.data import (
     load_mnist,
     read_idx,
 )
-
-TRAIN_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz")
-TEST_FILES = ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
-_IDX_CODES = {"uint8": 0x08, "int8": 0x09, "int16": 0x0B, "int32": 0x0C, "float32": 0x0D,
-              "float64": 0x0E}
-
-
-# --------------------------------------------------------------------------- helpers
-
-
-def idx_bytes(array: np.ndarray) -> bytes:
-    """The IDX encoding of array: magic 00 00 <type> <ndim>, big-endian sizes, big-endian data."""
-    header = bytes([0, 0, _IDX_CODES[array.dtype.name], array.ndim])
-    header += b"".join(int(n).to_bytes(4, "big") for n in array.shape)
-    return header + array.astype(array.dtype.newbyteorder(">")).tobytes()
-
-
-def write_gz(path: Path, raw: bytes) -> Path:
-    path.write_bytes(gzip.compress(raw))
-    return path
-
-
-def fake_mnist(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """n random 28x28 uint8 images and labels 0..9."""
-    rng = np.random.default_rng(seed)
-    images = rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
-    return images, rng.integers(0, 10, size=n).astype(np.uint8)
-
-
-def write_mnist(folder: Path, n: int, names=TRAIN_FILES, seed: int = 0):
-    """Write a tiny MNIST-format image/label pair into folder; return the arrays."""
-    folder.mkdir(parents=True, exist_ok=True)
-    images, labels = fake_mnist(n, seed)
-    write_gz(folder / names[0], idx_bytes(images))
-    write_gz(folder / names[1], idx_bytes(labels))
-    return images, labels
 
 
 def sha256(raw: bytes) -> str:
@@ -262,7 +234,7 @@ def test_load_mnist_reads_data_dir_env_and_uncompressed_files(tmp_path, monkeypa
     assert data.mnist_dir(tmp_path) == tmp_path  # the argument wins over $DATA_DIR
     plain = tmp_path / "plain"  # gunzipped files (no .gz) are found too
     plain.mkdir()
-    pair = fake_mnist(6, seed=1)
+    pair = random_mnist(6, seed=1)
     for name, array in zip(TRAIN_FILES, pair, strict=True):
         (plain / name.removesuffix(".gz")).write_bytes(idx_bytes(array))
     x, y = load_mnist("train", data_dir=plain)
@@ -344,7 +316,7 @@ def test_load_mnist_validates_arguments(tmp_path):
 
 
 def test_load_mnist_wrong_shapes_and_values(tmp_path):
-    images, labels = fake_mnist(12)
+    images, labels = random_mnist(12)
     cases = {
         "flat": (images.reshape(12, 784), labels, r"holds uint8 images of shape \(12, 784\)"),
         "small": (images[:, :14, :14], labels, r"MNIST images are uint8 of shape \(N, 28, 28\)"),
@@ -361,7 +333,7 @@ def test_load_mnist_wrong_shapes_and_values(tmp_path):
 
 
 def test_load_mnist_corrupt_file_says_how_to_replace_it(tmp_path):
-    images, labels = fake_mnist(12)
+    images, labels = random_mnist(12)
     write_gz(tmp_path / TRAIN_FILES[0], idx_bytes(images)[:-100])
     write_gz(tmp_path / TRAIN_FILES[1], idx_bytes(labels))
     with pytest.raises(ValueError) as info:
@@ -404,7 +376,7 @@ class _Server:
 def mirror(tmp_path):
     """Serve a tiny MNIST-format training pair; yield (server, served folder, checksums)."""
     served = tmp_path / "served"
-    images, labels = fake_mnist(12)
+    images, labels = random_mnist(12)
     served.mkdir()
     raws = {TRAIN_FILES[0]: idx_bytes(images), TRAIN_FILES[1]: idx_bytes(labels)}
     for name, raw in raws.items():
