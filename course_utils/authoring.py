@@ -226,8 +226,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"wrote notebooks/{name}")
         return 0
     if args.command == "execute":
+        from nbclient.exceptions import CellExecutionError
+
         for path in args.paths:
-            seconds = execute(path, save=not args.no_save)
+            try:
+                seconds = execute(path, save=not args.no_save)
+            except CellExecutionError as err:  # a failing cell or claim: nothing is saved
+                print(f"{path}: a cell failed, outputs not saved\n{err}", file=sys.stderr)
+                return 1
             print(f"{path}: {seconds:.1f} s")
         return 0
     nb = from_percent(args.source.read_text(encoding="utf-8"))
