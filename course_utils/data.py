@@ -1,13 +1,18 @@
 """Every data set of the course, loaded offline by default.
 
-- ``load_digits``: scikit-learn's bundled 8x8 digits (the default image data).
+- ``load_images``: one loader for every image set (``IMAGE_DATASETS``), chosen by name or by
+  $DATASET; it returns an ``ImageData`` with train and test splits and the image shape.
+- ``load_digits``: scikit-learn's bundled 8x8 digits.
+- ``load_mnist_subset``: a class-balanced 28x28 MNIST subset stored inside the package
+  (10,000 train and 2,000 test images, SHA-256 checked): MNIST without a download.
 - ``load_mnist``: MNIST from the standard IDX files under $DATA_DIR (optional download, with
   a SHA-256 check); ``read_idx`` reads any IDX file, ``dynamic_binarize`` samples binary pixels.
 - toy sets for the mixture and variational-inference pictures: ``gaussian_blobs``,
   ``two_moons``, ``bimodal_1d`` (with its exact ``bimodal_1d_log_prob``).
 
 Download the MNIST files once with ``python -m course_utils.data download`` (or
-``load_mnist(download=True)``).
+``load_mnist(download=True)``); rebuild the bundled subset from them with
+``python -m course_utils.data subset --from DIR``.
 """
 
 from __future__ import annotations
@@ -15,14 +20,18 @@ from __future__ import annotations
 import argparse
 import gzip
 import hashlib
+import io
 import math
 import os
 import tempfile
 import urllib.error
 import urllib.request
+import zipfile
 import zlib
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from functools import lru_cache
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -463,16 +472,216 @@ def _payload_sha256_or_none(path: Path, gzipped: bool) -> str | None:
     return digest.hexdigest()
 
 
+# --------------------------------------------------------------------------- bundled subset
+
+# course_utils/bundled/mnist_subset.npz, written by `python -m course_utils.data subset`:
+# 1000 train images per digit from MNIST's "train" rows, 200 test images per digit from its
+# "valid" rows (so the subset's test images are never in the full MNIST's training split).
+MNIST_SUBSET_SHA256 = "7396bb5031bf86a94878e5ac07803ddc2a968af0677dabd947f7ba207a3a965e"
+MNIST_SUBSET_PER_CLASS = {"train": 1000, "test": 200}
+_SUBSET_SEED = 2026
+_SUBSET_COMMAND = "python -m course_utils.data subset --from DIR"
+_SUBSET_FILE = Path(__file__).resolve().parent / "bundled" / "mnist_subset.npz"  # to write
+_ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # fixed zip timestamps: the same bytes on every run
+
+
+def _subset_path():
+    """The bundled subset file, as an importlib.resources Traversable (tests replace this)."""
+    return resources.files("course_utils") / "bundled" / "mnist_subset.npz"
+
+
+def load_mnist_subset(
+    split: str = "train", device: torch.device | str | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Bundled balanced MNIST subset: x (N, 784) float32 in [0, 1], y (N,) int64; N 10000 or 2000.
+
+    split "train" (1000 images per digit) or "test" (200 per digit, from MNIST's "valid" rows).
+    """
+    _check_split(split, ("train", "test"))
+    images, labels = _subset_arrays(_subset_path(), MNIST_SUBSET_SHA256)[split]
+    x = torch.from_numpy(images.reshape(-1, math.prod(MNIST_SHAPE)).astype(np.float32))
+    y = torch.from_numpy(labels.astype(np.int64))
+    return x.div_(255.0).to(device or "cpu"), y.to(device or "cpu")
+
+
+@lru_cache(maxsize=2)
+def _subset_arrays(path, sha256: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Split -> (images (N, 28, 28) uint8, labels (N,) uint8) of the subset file, read once."""
+    if not path.is_file():
+        raise DataNotFoundError(
+            f"The bundled MNIST subset is missing: {path} not found.\n"
+            "Reinstall the package (pip install -e .), or rebuild the file from the MNIST "
+            f"training files with `{_SUBSET_COMMAND}`."
+        )
+    raw = path.read_bytes()
+    got = hashlib.sha256(raw).hexdigest()
+    if got != sha256:
+        raise DataFileError(
+            f"The bundled MNIST subset {path} is damaged: its SHA-256 is {got}, expected "
+            f"{sha256}.\nReinstall the package (pip install -e .), or rebuild the file from "
+            f"the MNIST training files with `{_SUBSET_COMMAND}`."
+        )
+    with np.load(io.BytesIO(raw), allow_pickle=False) as npz:
+        arrays = {split: (npz[f"{split}_images"], npz[f"{split}_labels"])
+                  for split in ("train", "test")}
+    for pair in arrays.values():
+        for array in pair:
+            array.flags.writeable = False  # shared by every caller: copy it before changing it
+    return arrays
+
+
+def make_mnist_subset(
+    source: str | os.PathLike,
+    out: str | os.PathLike | None = None,
+    train_per_class: int = MNIST_SUBSET_PER_CLASS["train"],
+    test_per_class: int = MNIST_SUBSET_PER_CLASS["test"],
+) -> str:
+    """Write the balanced subset of the MNIST training files in source to out; return its SHA-256.
+
+    out defaults to the package's bundled file. Train images come from MNIST's "train" rows,
+    test images from its "valid" rows; seeded (numpy default_rng(2026)) and shuffled.
+    """
+    for flag, value in (("train_per_class", train_per_class), ("test_per_class", test_per_class)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{flag} must be an int >= 1, got {value!r}")
+    images, labels = _mnist_arrays(mnist_dir(source), "train", download=False)
+    rng = np.random.default_rng(_SUBSET_SEED)
+    arrays = {}
+    for split, part, per_class in (("train", "train", train_per_class),
+                                   ("test", "valid", test_per_class)):
+        rows = _balanced_rows(labels, _split_rows(len(labels), part), per_class, rng, part)
+        arrays[f"{split}_images"], arrays[f"{split}_labels"] = images[rows], labels[rows]
+    out = _SUBSET_FILE if out is None else Path(out).expanduser()
+    _write_npz(out, arrays)
+    return hashlib.sha256(out.read_bytes()).hexdigest()
+
+
+def _balanced_rows(labels: np.ndarray, rows: slice, per_class: int, rng, part: str) -> np.ndarray:
+    """per_class random row numbers of each digit 0..9 within rows, shuffled: (10 * per_class,)."""
+    chosen = []
+    for digit in range(10):
+        candidates = rows.start + np.flatnonzero(labels[rows] == digit)
+        if len(candidates) < per_class:
+            raise DataFileError(
+                f"MNIST's {part} rows ({rows.start:,} to {rows.stop - 1:,}) hold "
+                f"{len(candidates)} images of the digit {digit}, fewer than the {per_class} per "
+                "class asked for; ask for fewer or use the full MNIST training files."
+            )
+        chosen.append(rng.choice(candidates, per_class, replace=False))
+    return rng.permutation(np.concatenate(chosen))
+
+
+def _write_npz(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
+    """np.savez_compressed, but reproducible byte for byte (fixed zip dates and attributes)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, part = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as f, zipfile.ZipFile(f, "w") as archive:
+            for name, array in arrays.items():
+                buffer = io.BytesIO()
+                np.lib.format.write_array(buffer, np.ascontiguousarray(array), allow_pickle=False)
+                info = zipfile.ZipInfo(f"{name}.npy", date_time=_ZIP_DATE)
+                info.compress_type, info.create_system = zipfile.ZIP_DEFLATED, 3  # 3: Unix
+                info.external_attr = 0o644 << 16
+                archive.writestr(info, buffer.getvalue(), compresslevel=9)
+        os.chmod(part, 0o644)  # mkstemp makes it private; a data file is not
+        os.replace(part, path)
+    finally:
+        if os.path.exists(part):
+            os.remove(part)
+
+
+# --------------------------------------------------------------------------- all image sets
+
+IMAGE_DATASETS = ("digits", "mnist_subset", "mnist")
+
+
+@dataclass(frozen=True, repr=False)
+class ImageData:
+    """An image data set: x (N, H * W) float32 pixels in [0, 1], y (N,) int64 labels 0..9."""
+
+    name: str
+    image_shape: tuple[int, int]
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+
+    def head(self, n_train: int, n_test: int) -> ImageData:
+        """The first n_train training and n_test test rows (fast mode); the same data set."""
+        for flag, value in (("n_train", n_train), ("n_test", n_test)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"{flag} must be an int >= 0, got {value!r}")
+        return replace(self, x_train=self.x_train[:n_train], y_train=self.y_train[:n_train],
+                       x_test=self.x_test[:n_test], y_test=self.y_test[:n_test])
+
+    def describe(self) -> str:
+        """One line, e.g. "digits: train (1438, 64), test (359, 64), 8×8, pixels in [0, 1]"."""
+        height, width = self.image_shape
+        return (f"{self.name}: train {tuple(self.x_train.shape)}, test "
+                f"{tuple(self.x_test.shape)}, {height}×{width}, pixels in [0, 1]")
+
+    def __repr__(self) -> str:
+        return f"ImageData({self.describe()})"
+
+
+def load_images(
+    name: str | None = None,
+    default: str = "mnist_subset",
+    device: torch.device | str | None = None,
+) -> ImageData:
+    """The image set name (one of IMAGE_DATASETS), or $DATASET when name is None.
+
+    An empty or unset $DATASET means default. "digits": 8x8, fixed 80/20 split;
+    "mnist_subset": the bundled balanced 28x28 subset (10,000 / 2,000); "mnist": full MNIST
+    from $DATA_DIR, whose *valid* split (the last 10,000 training images) is the test split.
+    """
+    if name is None:
+        name = os.environ.get("DATASET", "").strip().lower()
+        source = "the DATASET environment variable" if name else "the default argument"
+        name = name or default
+    else:
+        source = "the name argument"
+    if name not in IMAGE_DATASETS:
+        choices = ", ".join(repr(choice) for choice in IMAGE_DATASETS)
+        raise ValueError(f"unknown image data set {name!r} (from {source}); "
+                         f"choose one of {choices}")
+    if name == "digits":
+        train, test, shape = load_digits("train", device), load_digits("test", device), DIGITS_SHAPE
+    elif name == "mnist_subset":
+        train, test = load_mnist_subset("train", device), load_mnist_subset("test", device)
+        shape = MNIST_SHAPE
+    else:
+        train, test = load_mnist("train", device=device), load_mnist("valid", device=device)
+        shape = MNIST_SHAPE
+    return ImageData(name, shape, *train, *test)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
-    """Command line: ``python -m course_utils.data download [--data-dir DIR] [--train-only]``."""
+    """Command line: ``python -m course_utils.data download [--data-dir DIR] [--train-only]``
+    and ``python -m course_utils.data subset --from DIR [--out PATH]``."""
     parser = argparse.ArgumentParser(prog="python -m course_utils.data",
-                                     description="Download MNIST (checked by SHA-256).")
-    parser.add_argument("command", choices=["download"])
-    parser.add_argument("--data-dir", help=f"default: $DATA_DIR, else {_DEFAULT_MNIST_DIR}")
-    parser.add_argument("--train-only", action="store_true", help="skip the t10k test files")
-    parser.add_argument("--base-url", action="append", help="mirror(s) to use instead of "
-                        "the defaults; repeat to give several")
+                                     description="Download MNIST (checked by SHA-256), or "
+                                     "build the bundled balanced MNIST subset from it.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    download = commands.add_parser("download", help="download the MNIST files")
+    download.add_argument("--data-dir", help=f"default: $DATA_DIR, else {_DEFAULT_MNIST_DIR}")
+    download.add_argument("--train-only", action="store_true", help="skip the t10k test files")
+    download.add_argument("--base-url", action="append", help="mirror(s) to use instead of "
+                          "the defaults; repeat to give several")
+    subset = commands.add_parser("subset", help="write the balanced subset of the MNIST "
+                                 "training files (course_utils/bundled/mnist_subset.npz)")
+    subset.add_argument("--from", dest="source", required=True, metavar="DIR",
+                        help="folder with the MNIST training files (train-*-idx?-ubyte.gz)")
+    subset.add_argument("--out", metavar="PATH",
+                        help=f"default: the package's file, {_SUBSET_FILE}")
+    for split, default in MNIST_SUBSET_PER_CLASS.items():
+        subset.add_argument(f"--{split}-per-class", type=int, default=default,
+                            help=f"{split} images per digit (default {default})")
     args = parser.parse_args(argv)
+    if args.command == "subset":
+        _subset_command(args)
+        return
     names = _MNIST_FILES["train"] if args.train_only else MNIST_SHA256
     try:
         folder = download_mnist(args.data_dir, args.base_url,
@@ -481,6 +690,18 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise SystemExit(f"error: {err}") from None
     print(f"MNIST is ready in {folder}")
 
+
+def _subset_command(args: argparse.Namespace) -> None:
+    """Run ``subset``: write the file, print its size and SHA-256."""
+    out = _SUBSET_FILE if args.out is None else Path(args.out).expanduser()
+    try:
+        sha256 = make_mnist_subset(args.source, out, args.train_per_class, args.test_per_class)
+    except (DataNotFoundError, ValueError) as err:  # DataFileError is a ValueError
+        raise SystemExit(f"error: {err}") from None
+    print(f"wrote {out} ({out.stat().st_size:,} bytes)\nSHA-256 {sha256}")
+    if out.resolve() == _SUBSET_FILE and sha256 != MNIST_SUBSET_SHA256:
+        print("This is not MNIST_SUBSET_SHA256: set it to the SHA-256 above in "
+              "course_utils/data.py, or load_mnist_subset will reject the file.")
 
 if __name__ == "__main__":
     main()

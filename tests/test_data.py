@@ -1,14 +1,20 @@
-"""Tests of course_utils.data: digits, toy sets, the IDX reader, load_mnist and the download."""
+"""Tests of course_utils.data: digits, toy sets, the IDX reader, load_mnist, the download, the
+bundled MNIST subset (and its wheel) and load_images."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import gzip
 import hashlib
 import http.server
 import math
+import shutil
 import socket
+import subprocess
+import sys
 import threading
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -26,13 +32,17 @@ from scipy import stats
 from sklearn.datasets import make_moons
 
 from course_utils import data
+from course_utils.authoring import ROOT
 from course_utils.data import (
     DataFileError,
     DataNotFoundError,
     DownloadError,
+    ImageData,
     download_mnist,
     dynamic_binarize,
+    load_images,
     load_mnist,
+    load_mnist_subset,
     read_idx,
 )
 
@@ -487,3 +497,220 @@ def test_known_checksums_are_the_standard_ones():
         "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5")
     assert set(data.MNIST_SHA256) == set(TRAIN_FILES + TEST_FILES)
     assert data.MNIST_MIRRORS[0] == "https://ossci-datasets.s3.amazonaws.com/mnist/"
+
+
+def test_download_command_line(tmp_path, mirror, monkeypatch, capsys):
+    server, _, checksums = mirror
+    monkeypatch.setattr(data, "MNIST_SHA256", {**data.MNIST_SHA256, **checksums})
+    target = tmp_path / "data"
+    data.main(["download", "--data-dir", str(target), "--train-only", "--base-url", server.url])
+    assert f"MNIST is ready in {target}" in capsys.readouterr().out
+    assert sorted(p.name for p in target.iterdir()) == sorted(TRAIN_FILES)
+
+
+# --------------------------------------------------------------------------- bundled subset
+
+
+def _uint8_rows(x: torch.Tensor) -> set[bytes]:
+    """The images of x (N, 784) in [0, 1] as a set of their 784 pixel bytes."""
+    return {row.tobytes() for row in (x * 255).round().to(torch.uint8).numpy()}
+
+
+def test_mnist_subset_shapes_range_and_exact_balance():
+    x, y = load_mnist_subset("train")
+    x_test, y_test = load_mnist_subset("test")
+    assert x.shape == (10000, 784) and y.shape == (10000,)
+    assert x_test.shape == (2000, 784) and y_test.shape == (2000,)
+    assert x.dtype == x_test.dtype == torch.float32 and y.dtype == y_test.dtype == torch.int64
+    assert x.min() == 0.0 and x.max() == 1.0 and 0.0 <= x_test.min() and x_test.max() <= 1.0
+    assert torch.equal(torch.bincount(y, minlength=10), torch.full((10,), 1000))
+    assert torch.equal(torch.bincount(y_test, minlength=10), torch.full((10,), 200))
+    head = torch.bincount(y[:1000], minlength=10)  # shuffled: the first rows are balanced too
+    assert head.min() >= 60 and head.max() <= 140
+    pixels = x * 255  # the 8-bit pixels are kept exactly
+    assert torch.allclose(pixels, pixels.round(), atol=1e-3)
+
+
+def test_mnist_subset_train_and_test_are_disjoint():
+    x, _ = load_mnist_subset("train")
+    x_test, _ = load_mnist_subset("test")
+    train, test = _uint8_rows(x), _uint8_rows(x_test)
+    assert len(train) == 10000 and len(test) == 2000  # no image twice
+    assert not train & test  # and no test image among the training images
+
+
+def test_mnist_subset_is_cached_checked_and_moves_to_device():
+    path = data._subset_path()
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == data.MNIST_SUBSET_SHA256
+    load_mnist_subset("test")
+    hits = data._subset_arrays.cache_info().hits
+    x1, _ = load_mnist_subset("test")
+    x2, _ = load_mnist_subset("test")
+    assert data._subset_arrays.cache_info().hits == hits + 2  # decoded once only
+    assert torch.equal(x1, x2) and x1.data_ptr() != x2.data_ptr()  # fresh tensors each call
+    x, y = load_mnist_subset("test", device="meta")
+    assert x.device.type == "meta" and y.device.type == "meta"
+    with pytest.raises(ValueError, match="split must be one of"):
+        load_mnist_subset("valid")
+
+
+def test_mnist_subset_damaged_file_says_to_reinstall(tmp_path, monkeypatch):
+    raw = bytearray(data._subset_path().read_bytes())
+    raw[len(raw) // 2] ^= 0xFF  # one flipped byte
+    damaged = tmp_path / "mnist_subset.npz"
+    damaged.write_bytes(bytes(raw))
+    monkeypatch.setattr(data, "_subset_path", lambda: damaged)
+    with pytest.raises(DataFileError) as info:
+        load_mnist_subset()
+    message = str(info.value)
+    assert f"The bundled MNIST subset {damaged} is damaged: its SHA-256 is {sha256(raw)}" in message
+    assert f"expected {data.MNIST_SUBSET_SHA256}" in message
+    assert "Reinstall the package" in message
+    assert "python -m course_utils.data subset --from DIR" in message
+    assert info.value._render_traceback_()[0].startswith("DataFileError: The bundled MNIST")
+    monkeypatch.undo()  # the right file but another expected hash: rejected too
+    monkeypatch.setattr(data, "MNIST_SUBSET_SHA256", "0" * 64)
+    with pytest.raises(DataFileError, match="is damaged"):
+        load_mnist_subset("test")
+
+
+def test_mnist_subset_missing_file_says_how_to_rebuild(tmp_path, monkeypatch):
+    monkeypatch.setattr(data, "_subset_path", lambda: tmp_path / "mnist_subset.npz")
+    with pytest.raises(DataNotFoundError) as info:
+        load_mnist_subset()
+    message = str(info.value)
+    assert message.startswith(f"The bundled MNIST subset is missing: {tmp_path}")
+    assert "Reinstall the package" in message
+    assert "python -m course_utils.data subset --from DIR" in message
+    assert isinstance(info.value, FileNotFoundError)
+
+
+def _subset(source: Path, out: Path, capsys, train: int = 20, test: int = 2) -> str:
+    """Run the subset command with small per-class counts; return the SHA-256 it prints."""
+    data.main(["subset", "--from", str(source), "--out", str(out),
+               "--train-per-class", str(train), "--test-per-class", str(test)])
+    printed = capsys.readouterr().out
+    assert f"wrote {out} ({out.stat().st_size:,} bytes)" in printed
+    return printed.split("SHA-256 ")[1].split()[0]
+
+
+def test_subset_command_is_balanced_split_aware_and_deterministic(tmp_path, capsys, monkeypatch):
+    images, labels = write_mnist(tmp_path / "mnist", 600)  # train rows 0..499, valid 500..599
+    first = _subset(tmp_path / "mnist", tmp_path / "a.npz", capsys)
+    second = _subset(tmp_path / "mnist", tmp_path / "b.npz", capsys)
+    raw = (tmp_path / "a.npz").read_bytes()
+    assert first == second == sha256(raw) and raw == (tmp_path / "b.npz").read_bytes()
+    with np.load(tmp_path / "a.npz", allow_pickle=False) as npz:
+        arrays = dict(npz)
+    assert sorted(arrays) == ["test_images", "test_labels", "train_images", "train_labels"]
+    assert arrays["train_images"].shape == (200, 28, 28)
+    assert arrays["test_images"].shape == (20, 28, 28)
+    assert all(a.dtype == np.uint8 for a in arrays.values())
+    assert np.bincount(arrays["train_labels"], minlength=10).tolist() == [20] * 10
+    assert np.bincount(arrays["test_labels"], minlength=10).tolist() == [2] * 10
+    row_of = {image.tobytes(): i for i, image in enumerate(images)}  # random images: distinct
+    for split, rows in (("train", range(500)), ("test", range(500, 600))):
+        found = [row_of[image.tobytes()] for image in arrays[f"{split}_images"]]
+        assert set(found) <= set(rows) and len(set(found)) == len(found)
+        np.testing.assert_array_equal(labels[found], arrays[f"{split}_labels"])
+        assert found != sorted(found)  # shuffled
+    # the loader reads such a file once its checksum is the expected one
+    monkeypatch.setattr(data, "_subset_path", lambda: tmp_path / "a.npz")
+    monkeypatch.setattr(data, "MNIST_SUBSET_SHA256", first)
+    x, y = load_mnist_subset("test")
+    assert x.shape == (20, 784) and y.tolist() == arrays["test_labels"].tolist()
+
+
+def test_subset_command_errors(tmp_path, capsys):
+    write_mnist(tmp_path / "mnist", 600)
+    with pytest.raises(SystemExit, match=r"error: MNIST's valid rows \(500 to 599\) hold \d+ "
+                                         r"images of the digit \d, fewer than the 50 per class"):
+        _subset(tmp_path / "mnist", tmp_path / "out.npz", capsys, test=50)
+    with pytest.raises(SystemExit, match="error: MNIST is missing"):
+        _subset(tmp_path / "nowhere", tmp_path / "out.npz", capsys)
+    with pytest.raises(SystemExit, match="train_per_class must be an int >= 1, got 0"):
+        _subset(tmp_path / "mnist", tmp_path / "out.npz", capsys, train=0)
+    assert not (tmp_path / "out.npz").exists() and list(tmp_path.glob(".*part")) == []
+    with pytest.raises(SystemExit):  # --from is required
+        data.main(["subset"])
+    capsys.readouterr()
+
+
+@pytest.mark.slow
+def test_wheel_contains_the_subset(tmp_path):
+    source = tmp_path / "src"  # a clean copy: no stale build/ folder can add the file
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    shutil.copytree(ROOT / "course_utils", source / "course_utils",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    subprocess.run([sys.executable, "-m", "pip", "wheel", ".", "--no-deps", "--no-build-isolation",
+                    "--no-index", "-q", "-w", str(tmp_path / "wheel")],
+                   cwd=source, check=True, timeout=120, capture_output=True)
+    (wheel,) = (tmp_path / "wheel").glob("course_utils-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        raw = archive.read("course_utils/bundled/mnist_subset.npz")
+    assert sha256(raw) == data.MNIST_SUBSET_SHA256
+
+
+# --------------------------------------------------------------------------- load_images
+
+
+def test_load_images_each_data_set(fake_mnist):
+    digits = load_images("digits")
+    assert isinstance(digits, ImageData) and digits.name == "digits"
+    assert digits.image_shape == (8, 8)
+    assert torch.equal(digits.x_train, data.load_digits("train")[0])
+    assert torch.equal(digits.y_test, data.load_digits("test")[1])
+    subset = load_images("mnist_subset")
+    assert subset.image_shape == (28, 28)
+    assert subset.x_train.shape == (10000, 784) and subset.x_test.shape == (2000, 784)
+    assert torch.equal(subset.y_test, load_mnist_subset("test")[1])
+    fake_mnist(60)
+    mnist = load_images("mnist")
+    assert mnist.image_shape == (28, 28)
+    assert mnist.x_train.shape == (50, 784) and mnist.x_test.shape == (10, 784)
+    assert torch.equal(mnist.x_test, load_mnist("valid")[0])  # valid is the test split
+    on_meta = load_images("digits", device="meta")
+    assert on_meta.x_train.device.type == "meta" and on_meta.y_test.device.type == "meta"
+
+
+def test_load_images_reads_the_dataset_environment_variable(monkeypatch):
+    monkeypatch.delenv("DATASET", raising=False)
+    assert load_images().name == "mnist_subset"
+    assert load_images(default="digits").name == "digits"
+    monkeypatch.setenv("DATASET", " Digits\n")  # stripped and lower-cased
+    assert load_images().name == "digits"
+    assert load_images("mnist_subset").name == "mnist_subset"  # the argument wins
+    monkeypatch.setenv("DATASET", "  ")
+    assert load_images(default="digits").name == "digits"
+
+
+def test_load_images_unknown_name_names_the_source_and_the_choices(monkeypatch):
+    choices = "choose one of 'digits', 'mnist_subset', 'mnist'"
+    with pytest.raises(ValueError) as info:
+        load_images("cifar")
+    assert str(info.value) == f"unknown image data set 'cifar' (from the name argument); {choices}"
+    monkeypatch.setenv("DATASET", "Fashion")
+    with pytest.raises(ValueError) as info:
+        load_images()
+    assert "'fashion' (from the DATASET environment variable)" in str(info.value)
+    assert choices in str(info.value)
+
+
+def test_image_data_head_describe_and_repr():
+    digits = load_images("digits")
+    assert digits.describe() == "digits: train (1438, 64), test (359, 64), 8×8, pixels in [0, 1]"
+    assert repr(digits) == f"ImageData({digits.describe()})"
+    small = digits.head(100, 20)
+    assert small.x_train.shape == (100, 64) and small.y_train.shape == (100,)
+    assert small.x_test.shape == (20, 64) and small.y_test.shape == (20,)
+    assert torch.equal(small.x_test, digits.x_test[:20]) and small.image_shape == (8, 8)
+    assert digits.x_train.shape == (1438, 64)  # the original is unchanged
+    assert digits.head(5000, 5000).x_train.shape == (1438, 64)
+    assert load_images("mnist_subset").head(3, 2).describe() == (
+        "mnist_subset: train (3, 784), test (2, 784), 28×28, pixels in [0, 1]")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        digits.name = "other"
+    with pytest.raises(ValueError, match="n_test must be an int >= 0"):
+        digits.head(10, -1)
