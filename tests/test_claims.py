@@ -1,4 +1,4 @@
-"""Claims: a false sentence fails the run, fast mode skips, stored outputs are a full default run."""
+"""Claims: a false sentence fails the run, fast mode skips, a stored run is complete."""
 
 import nbformat
 import pytest
