@@ -7,6 +7,8 @@
   estimators used by disentanglement_lib (Locatello et al. 2019).
 - ``mutual_information_gap`` (the exercise of notebook 06) and ``mig_score``: the mutual
   information gap of Chen et al. 2018, "Isolating Sources of Disentanglement in VAEs".
+- ``fit_digit_reader``, ``read_digits``: a small classifier trained on labelled images that
+  reads which digit a generated image shows (the claims of notebooks 04, 07 and 08 use it).
 """
 
 from __future__ import annotations
@@ -20,10 +22,12 @@ __all__ = [
     "discrete_entropy",
     "discrete_mutual_information",
     "discretize",
+    "fit_digit_reader",
     "kl_per_dimension",
     "mig_score",
     "mutual_information_gap",
     "posterior_means",
+    "read_digits",
 ]
 
 NUM_BINS = 20  # disentanglement_lib's default for MIG
@@ -160,3 +164,24 @@ def mig_score(z: torch.Tensor, factors: torch.Tensor, num_bins: int = NUM_BINS) 
     factors = factors[:, varying]
     mi = discrete_mutual_information(discretize(z.detach(), num_bins), factors)
     return mutual_information_gap(mi, discrete_entropy(factors))
+
+
+def fit_digit_reader(x: torch.Tensor, y: torch.Tensor, num_steps: int = 1500,
+                     seed: int = 0) -> torch.nn.Module:
+    """An MLP (D -> 256 -> K) trained on labelled images x (N, D), y (N,); in eval mode."""
+    from .ssvae import fit_classifier
+    from .vae import MLP
+
+    generator_state = torch.random.get_rng_state()  # leave the caller's random stream alone
+    torch.manual_seed(seed)
+    reader = MLP(x.shape[1], (256,), int(y.max()) + 1).to(x.device)
+    fit_classifier(reader, x, y, num_steps=num_steps, batch_size=100)
+    torch.random.set_rng_state(generator_state)
+    return reader.eval()
+
+
+@torch.no_grad()
+def read_digits(reader: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """The class the reader sees in each image: images (..., D) pixel probabilities -> (...,)."""
+    flat = images.reshape(-1, images.shape[-1])
+    return reader(flat.to(next(reader.parameters()))).argmax(-1).reshape(images.shape[:-1]).cpu()
