@@ -27,6 +27,7 @@ __all__ = [
     "mig_score",
     "mutual_information_gap",
     "posterior_means",
+    "stroke_style",
     "read_digits",
 ]
 
@@ -185,3 +186,19 @@ def read_digits(reader: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
     """The class the reader sees in each image: images (..., D) pixel probabilities -> (...,)."""
     flat = images.reshape(-1, images.shape[-1])
     return reader(flat.to(next(reader.parameters()))).argmax(-1).reshape(images.shape[:-1]).cpu()
+
+
+def stroke_style(images: torch.Tensor, image_shape: tuple[int, int]) -> tuple[torch.Tensor,
+                                                                               torch.Tensor]:
+    """Ink (total intensity) and slant (lean of the strokes, + to the right) of each image.
+
+    images (N, H * W) pixel intensities -> ink (N,), slant (N,): the regression slope of the
+    column on the row, from the image's second moments (0 for an upright digit).
+    """
+    im = images.detach().reshape(-1, *image_shape).cpu().float()
+    rows = torch.arange(image_shape[0], dtype=im.dtype).view(1, -1, 1)
+    cols = torch.arange(image_shape[1], dtype=im.dtype).view(1, 1, -1)
+    ink = im.sum((1, 2)).clamp_min(1e-8)
+    r = rows - (im * rows).sum((1, 2), keepdim=True) / ink.view(-1, 1, 1)
+    c = cols - (im * cols).sum((1, 2), keepdim=True) / ink.view(-1, 1, 1)
+    return ink, -(im * r * c).sum((1, 2)) / (im * r * r).sum((1, 2)).clamp_min(1e-8)
