@@ -159,3 +159,33 @@ def test_kl_per_dimension_sums_to_the_kl():
 def test_validation(call, error, fragment):
     with pytest.raises(error, match=fragment):
         call()
+
+
+def test_stroke_style_measures_ink_and_the_lean_of_a_stroke():
+    from course_utils.metrics import stroke_style
+
+    upright = torch.zeros(9, 9)
+    upright[1:8, 4] = 1.0
+    leaning = torch.zeros(9, 9)
+    for row in range(1, 8):  # one column to the right for every row up: a slope of 1
+        leaning[row, 8 - row] = 1.0
+    ink, slant = stroke_style(torch.stack([upright, leaning, leaning.flip(1)]).reshape(3, -1),
+                              (9, 9))
+    assert ink.tolist() == [7.0, 7.0, 7.0]
+    assert slant.tolist() == pytest.approx([0.0, 1.0, -1.0], abs=1e-6)
+
+
+def test_digit_reader_reads_held_out_digits_and_leaves_the_random_stream_alone():
+    from course_utils.data import load_digits
+    from course_utils.metrics import fit_digit_reader, read_digits
+
+    x_train, y_train = load_digits("train")
+    x_test, y_test = load_digits("test")
+    torch.manual_seed(5)
+    expected_next = torch.rand(1)
+    torch.manual_seed(5)
+    reader = fit_digit_reader(x_train, y_train, num_steps=300)
+    assert torch.rand(1) == expected_next
+    read = read_digits(reader, x_test.reshape(1, *x_test.shape))
+    assert read.shape == (1, len(x_test))
+    assert (read[0] == y_test).float().mean() > 0.85
