@@ -183,7 +183,6 @@ def execute(path: Path, save: bool = True, timeout: int = 900) -> float:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no notebook at {path}")
-    os.environ["TQDM_DISABLE"] = "1"  # inherited by the kernel nbclient starts
     nb = nbformat.read(path, as_version=NB_VERSION)
     client = NotebookClient(
         nb,
@@ -192,8 +191,16 @@ def execute(path: Path, save: bool = True, timeout: int = 900) -> float:
         record_timing=False,
         resources={"metadata": {"path": str(path.parent)}},
     )
+    previous = os.environ.get("TQDM_DISABLE")
+    os.environ["TQDM_DISABLE"] = "1"  # inherited by the kernel nbclient starts
     start = time.perf_counter()
-    client.execute()
+    try:
+        client.execute()
+    finally:  # the caller's environment is left as it was
+        if previous is None:
+            del os.environ["TQDM_DISABLE"]
+        else:
+            os.environ["TQDM_DISABLE"] = previous
     seconds = time.perf_counter() - start
     if save:
         path.write_text(serialize(nb), encoding="utf-8")

@@ -1,5 +1,7 @@
 """Claims: a false sentence fails the run, fast mode skips, a stored run is complete."""
 
+import os
+
 import nbformat
 import pytest
 
@@ -55,9 +57,11 @@ def test_a_failing_claim_fails_make_solutions_and_saves_nothing(tmp_path, monkey
     text = authoring.serialize(_notebook("1 > 2"))
     path.write_text(text, encoding="utf-8")
     monkeypatch.delenv("COURSE_FAST", raising=False)  # as `make solutions` runs it
+    monkeypatch.delenv("TQDM_DISABLE", raising=False)
     assert authoring.main(["execute", str(path)]) == 1
     assert "ClaimFailed" in capsys.readouterr().err
     assert path.read_text(encoding="utf-8") == text
+    assert "TQDM_DISABLE" not in os.environ  # the run leaves the caller's environment alone
 
 
 def test_a_default_run_with_every_claim_held_is_accepted(monkeypatch):
