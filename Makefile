@@ -21,8 +21,10 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
+# Students work in work/ (git-ignored): seeded from notebooks/, never overwritten.
 lab: setup
-	$(VENV)/bin/jupyter lab --notebook-dir=notebooks $(LAB_ARGS)
+	$(PY) -m course_utils.workspace
+	$(VENV)/bin/jupyter lab --notebook-dir=work $(LAB_ARGS)
 
 test: setup lint
 	$(PY) -m course_utils.authoring student --check
@@ -34,10 +36,11 @@ lint: setup
 	$(VENV)/bin/ruff check .
 
 check: setup
-	$(PY) -m course_utils.selfcheck $(NB)
+	@$(PY) -m course_utils.workspace
+	@$(PY) -m course_utils.selfcheck $(NB) $(if $(STRICT),--strict)
 
 student: setup
-	$(PY) -m course_utils.authoring student
+	$(PY) -m course_utils.authoring student $(if $(FORCE),--force)
 
 solutions: setup
 	env -u COURSE_FAST $(PY) -m course_utils.authoring execute solutions/[0-9][0-9]_*.ipynb

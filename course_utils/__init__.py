@@ -1,6 +1,8 @@
 """course_utils: reference models, data, plots, widgets and checks for the course.
 
-Importing it changes nothing global: notebooks call ``seed_everything`` themselves.
+Importing it changes one thing in Jupyter only: a NameError at a cell's top level (a check
+run before its exercise cell) shows as two lines of advice instead of a traceback. Seeds and
+everything else are left alone: notebooks call ``seed_everything`` themselves.
 """
 
 from . import checks as check

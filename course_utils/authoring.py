@@ -3,10 +3,16 @@
 Instructors write ``solutions/NN_topic.ipynb``. Inside an exercise, the answer sits between
 ``### BEGIN SOLUTION`` and ``### END SOLUTION`` (nbgrader's markers); cells tagged
 ``solution-only`` are for instructors. ``student_copy`` replaces each marked block with
-``# YOUR CODE HERE`` / ``raise NotImplementedError()``, drops solution-only cells and clears
-outputs. Command line::
+``# YOUR CODE HERE`` / ``raise NotImplementedError()``, drops solution-only cells, clears
+outputs and tags every check cell ``raises-exception``, so that Run All goes on past an
+unfinished exercise (JupyterLab and nbclient honour the tag; the solutions keep failing
+loudly). Each copy records a hash of its cells, so that ``student`` can tell a copy it
+generated from one edited by hand, and refuses to overwrite the latter unless forced (then it
+keeps a backup in ``notebooks/.backup/``). Students work in ``work/`` (``course_utils.workspace``),
+which nothing here touches. Command line::
 
     python -m course_utils.authoring student            # regenerate notebooks/ from solutions/
+    python -m course_utils.authoring student --force    # ... even over hand-edited copies
     python -m course_utils.authoring student --check    # exit 1 if notebooks/ is out of date
     python -m course_utils.authoring execute solutions/04_vae.ipynb [--no-save]
     python -m course_utils.authoring from-py draft.py solutions/NN_topic.ipynb
@@ -16,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import hashlib
 import json
 import os
 import re
@@ -29,6 +36,9 @@ BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 SOLUTION_ONLY = "solution-only"
 STUB_CODE = ("# YOUR CODE HERE", "raise NotImplementedError()")
 STUB_MARKDOWN = ("YOUR ANSWER HERE",)
+RAISES_EXCEPTION = "raises-exception"  # Run All continues past such a cell when it fails
+_CHECK_CELL = re.compile(r"^\s*check\.\w+\(", re.MULTILINE)
+COPY_KEY = "course_copy"  # notebook metadata: {"cells_sha256": ...} of the generated copy
 ROOT = Path(__file__).resolve().parent.parent
 NB_VERSION = 4
 
@@ -71,10 +81,33 @@ def student_copy(nb: nbformat.NotebookNode, name: str = "notebook") -> nbformat.
         cell.metadata.pop("execution", None)
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
+            if _CHECK_CELL.search(cell.source):
+                tags = cell.metadata.setdefault("tags", [])
+                if RAISES_EXCEPTION not in tags:
+                    tags.append(RAISES_EXCEPTION)
         cells.append(cell)
     student.cells = cells
     student.metadata.pop("widgets", None)
+    student.metadata[COPY_KEY] = {"cells_sha256": cells_hash(student)}
     return student
+
+
+def cells_hash(nb: nbformat.NotebookNode) -> str:
+    """SHA-256 of what a student can change: each cell's type, source and outputs."""
+    content = [[c.cell_type, c.source, c.get("outputs", [])] for c in nb.cells]
+    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
+
+
+def edited_by_hand(path: Path) -> bool:
+    """True if the notebook at ``path`` is no longer the copy ``student`` generated.
+
+    A copy without the recorded hash (made before the hash existed) counts as generated."""
+    try:
+        nb = nbformat.read(path, as_version=NB_VERSION)
+    except Exception:  # unreadable: not something we generated
+        return True
+    recorded = nb.metadata.get(COPY_KEY, {}).get("cells_sha256")
+    return recorded is not None and recorded != cells_hash(nb)
 
 
 def serialize(nb: nbformat.NotebookNode) -> str:
@@ -93,19 +126,34 @@ def expected_student_notebooks(
     return out
 
 
+BACKUP_DIR = ".backup"
+
+
 def write_student_notebooks(
-    solutions_dir: Path = ROOT / "solutions", notebooks_dir: Path = ROOT / "notebooks"
-) -> list[str]:
-    """Regenerate ``notebooks/`` from ``solutions/``; returns the names that changed."""
+    solutions_dir: Path = ROOT / "solutions", notebooks_dir: Path = ROOT / "notebooks",
+    force: bool = False,
+) -> tuple[list[str], list[str]]:
+    """Regenerate ``notebooks/`` from ``solutions/``: returns (names written, names refused).
+
+    A copy edited by hand is refused, unless ``force``, which first backs it up in
+    ``notebooks/.backup/``."""
     notebooks_dir = Path(notebooks_dir)
     notebooks_dir.mkdir(exist_ok=True)
-    changed = []
+    written, refused = [], []
     for name, text in expected_student_notebooks(solutions_dir).items():
         target = notebooks_dir / name
-        if not target.exists() or target.read_text(encoding="utf-8") != text:
-            target.write_text(text, encoding="utf-8")
-            changed.append(name)
-    return changed
+        if target.exists() and target.read_text(encoding="utf-8") == text:
+            continue
+        if target.exists() and edited_by_hand(target):
+            if not force:
+                refused.append(name)
+                continue
+            backup = notebooks_dir / BACKUP_DIR / f"{target.stem}.{time.strftime('%Y%m%d-%H%M%S')}.ipynb"
+            backup.parent.mkdir(exist_ok=True)
+            backup.write_bytes(target.read_bytes())
+        target.write_text(text, encoding="utf-8")
+        written.append(name)
+    return written, refused
 
 
 def stale_student_notebooks(
@@ -215,6 +263,8 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     student = sub.add_parser("student", help="regenerate notebooks/ from solutions/")
     student.add_argument("--check", action="store_true", help="only report stale copies")
+    student.add_argument("--force", action="store_true",
+                         help="overwrite copies edited by hand (a backup is kept)")
     run = sub.add_parser("execute", help="run notebooks and store their outputs")
     run.add_argument("paths", nargs="+", type=Path)
     run.add_argument("--no-save", action="store_true")
@@ -227,11 +277,21 @@ def main(argv: list[str] | None = None) -> int:
         if args.check:
             stale = stale_student_notebooks()
             for name in stale:
-                print(f"out of date: notebooks/{name} (run `make student`)")
+                print(f"out of date: notebooks/{name}")
+            if stale:
+                print("notebooks/ is generated from solutions/ (an instructor step: `make "
+                      "student`). Students: your own copies live in work/, which nothing "
+                      "overwrites; see the README.")
             return 1 if stale else 0
-        for name in write_student_notebooks():
+        written, refused = write_student_notebooks(force=args.force)
+        for name in written:
             print(f"wrote notebooks/{name}")
-        return 0
+        for name in refused:
+            print(f"not overwritten: notebooks/{name} was edited by hand since it was generated."
+                  " Keep that work in work/ (make lab copies the notebooks there), or pass "
+                  f"--force (make student FORCE=1), which backs it up in notebooks/{BACKUP_DIR}/",
+                  file=sys.stderr)
+        return 1 if refused else 0
     if args.command == "execute":
         from nbclient.exceptions import CellExecutionError
 

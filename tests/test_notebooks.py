@@ -1,4 +1,4 @@
-"""The notebooks as a whole: student copies in sync, stopping only at checks, registry complete."""
+"""The notebooks as a whole: student copies in sync, Run All finishing, registry complete."""
 
 import re
 from pathlib import Path
@@ -61,16 +61,20 @@ def test_first_code_cell_is_the_standard_setup():
 
 
 @pytest.mark.parametrize("path", STUDENT, ids=lambda p: p.stem)
-def test_student_notebook_stops_only_at_checks(path, monkeypatch):
-    """Run the student copy: each check cell says 'not started', and no other cell fails."""
+def test_untouched_student_notebook_runs_to_the_end(path, monkeypatch):
+    """Run All on the student copy, as JupyterLab does: it stops at an error unless the cell
+    is tagged raises-exception. Every check cell says 'not started', the last cell runs, and
+    no other cell fails."""
     from nbclient import NotebookClient
 
     monkeypatch.setenv("COURSE_FAST", "1")
     nb = nbformat.read(path, as_version=4)
-    NotebookClient(
-        nb, timeout=600, kernel_name="python3", allow_errors=True,
+    NotebookClient(  # allow_errors=False: only the raises-exception tag lets a cell fail
+        nb, timeout=600, kernel_name="python3", allow_errors=False,
         resources={"metadata": {"path": str(path.parent)}},
     ).execute()
+    last_code = [c for c in nb.cells if c.cell_type == "code"][-1]
+    assert last_code.execution_count is not None, f"{path.name}: Run All did not reach the end"
     not_started, unexpected = [], []
     for index, cell in enumerate(nb.cells):
         errors = [o for o in cell.get("outputs", []) if o.output_type == "error"]
@@ -82,3 +86,29 @@ def test_student_notebook_stops_only_at_checks(path, monkeypatch):
                 unexpected.append(f"cell {index}: {error.ename}: {error.evalue[:200]}")
     assert not unexpected, f"{path.name}: cells failed that should not:\n" + "\n".join(unexpected)
     assert sorted(not_started) == sorted(e.name for e in exercises(path.stem))
+
+
+def test_only_check_cells_may_raise_in_student_copies():
+    for path in STUDENT:
+        for cell in _code_cells(path):
+            tagged = "raises-exception" in cell.metadata.get("tags", [])
+            assert tagged == bool(re.search(r"^\s*check\.\w+\(", cell.source, re.MULTILINE)), (
+                f"{path.name}: only check cells are tagged raises-exception")
+    for path in SOLUTIONS:  # the solutions keep failing loudly under nbval
+        for cell in _code_cells(path):
+            assert "raises-exception" not in cell.metadata.get("tags", []), path.name
+
+
+def test_a_check_run_before_its_exercise_cell_says_what_to_do():
+    """'Run All Above' or a skipped cell: a top-level NameError is two lines, not a traceback;
+    a NameError inside a function keeps its traceback."""
+    from nbclient import NotebookClient
+
+    sources = ["from course_utils import check", "check.logsumexp(logsumexp)",
+               "def f():\n    return nope\nf()"]
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in sources])
+    NotebookClient(nb, timeout=120, kernel_name="python3", allow_errors=True).execute()
+    short, deep = (c.outputs[0] for c in nb.cells[1:])
+    assert short.ename == "NameError" and len(short.traceback) == 2
+    assert "Run the cell that defines it first" in short.traceback[1]
+    assert deep.ename == "NameError" and len(deep.traceback) > 2

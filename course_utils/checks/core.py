@@ -28,6 +28,32 @@ _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # --------------------------------------------------------------------------- exceptions
 
 
+def _name_error_lines(shell, etype, value, tb, tb_offset=None) -> None:
+    """IPython handler: show a NameError at a cell's top level (usually a check cell run before
+    the exercise cell that defines the name) as two lines, any other as the usual traceback.
+
+    IPython's run_code does not display what a custom handler returns, so it displays here."""
+    frames = traceback.extract_tb(tb)
+    if frames and frames[-1].name == "<module>":
+        stb = [f"{_RED}{_BOLD}NameError{_RESET}{_RED}: {value}{_RESET}",
+               "  Run the cell that defines it first (Run All Above runs every cell above "
+               "this one), or check its spelling."]
+    else:
+        stb = shell.InteractiveTB.structured_traceback(etype, value, tb, tb_offset=tb_offset)
+    shell._showtraceback(etype, value, stb)
+
+
+def install_name_error_hint() -> None:
+    """In IPython, show a top-level NameError as a short hint (see ``_name_error_lines``)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:  # plain Python: nothing to install
+        return
+    shell = get_ipython()
+    if shell is not None and not shell.custom_exceptions:
+        shell.set_custom_exc((NameError,), _name_error_lines)
+
+
 class _StudentFacing:
     """Mixin: render as a few plain lines in Jupyter instead of a traceback."""
 

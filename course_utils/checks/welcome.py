@@ -12,8 +12,8 @@ _MISTAKES = [
         lambda x, dim: x.exp().sum(dim).log(),
     ),
     Mistake(
-        "after subtracting the maximum m you must add it back: "
-        "log Σ exp(x) = m + log Σ exp(x - m).",
+        "your result is off by exactly the maximum m you subtracted: after subtracting m "
+        "you must add it back. Write log Σ exp(x) in terms of log Σ exp(x - m).",
         lambda x, dim: (x - x.amax(dim, keepdim=True)).exp().sum(dim).log(),
     ),
     Mistake(
