@@ -148,7 +148,8 @@ def write_student_notebooks(
             if not force:
                 refused.append(name)
                 continue
-            backup = notebooks_dir / BACKUP_DIR / f"{target.stem}.{time.strftime('%Y%m%d-%H%M%S')}.ipynb"
+            stamp = time.strftime("%Y%m%d-%H%M%S")
+            backup = notebooks_dir / BACKUP_DIR / f"{target.stem}.{stamp}.ipynb"
             backup.parent.mkdir(exist_ok=True)
             backup.write_bytes(target.read_bytes())
         target.write_text(text, encoding="utf-8")

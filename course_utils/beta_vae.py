@@ -116,14 +116,19 @@ class BetaLoss:
 class CapacityLoss:
     """A ``loss_fn(model, x)`` for ``fit`` that raises C by the schedule at every training step.
 
-    C grows linearly from 0 to ``c_max`` over ``num_steps`` steps. ``warmup_steps`` > 0 also
-    ramps γ up from 0 (as ``BetaLoss`` ramps β), so that short runs learn informative codes
-    before the KL is pinned to C. Validation batches (the model in eval mode, or no
-    gradients) use the current values and do not advance them.
+    C grows linearly from 0 to ``c_max`` over ``num_steps`` steps; ``loss_fn`` (default
+    ``capacity_loss``) computes the loss from (x, x_logits, mu, logvar, gamma, C).
+    ``warmup_steps`` > 0 also ramps γ up from 0 (as ``BetaLoss`` ramps β), so that short runs
+    learn informative codes before the KL is pinned to C. Validation batches (the model in
+    eval mode, or no gradients) use the current values and do not advance them.
     """
 
     def __init__(self, c_max: float, num_steps: int, gamma: float = 100.0,
-                 warmup_steps: int = 0):
+                 warmup_steps: int = 0, loss_fn=None):
+        if loss_fn is not None and not callable(loss_fn):
+            raise TypeError(f"loss_fn must be a function like capacity_loss, got "
+                            f"{type(loss_fn).__name__}")
+        self.loss_fn = loss_fn or capacity_loss  # (x, x_logits, mu, logvar, gamma, C) -> dict
         self.c_max = _require_number(c_max, "c_max")
         self.target_gamma = _require_number(gamma, "gamma")
         capacity_schedule(0, num_steps, c_max)  # validates num_steps
@@ -142,7 +147,7 @@ class CapacityLoss:
     def __call__(self, model: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
         capacity, gamma = self.capacity, self.gamma
         x_logits, mu, logvar = model(x)
-        out = capacity_loss(x, x_logits, mu, logvar, gamma, capacity)
+        out = self.loss_fn(x, x_logits, mu, logvar, gamma, capacity)
         if model.training and torch.is_grad_enabled():
             self.step += 1
         out["C"] = torch.tensor(capacity, dtype=out["loss"].dtype)

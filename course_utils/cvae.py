@@ -25,6 +25,7 @@ from .vae import (
     _require_beta,
     _require_dims,
     _require_float,
+    require_batch,
 )
 
 # --------------------------------------------------------------------------- validation
@@ -44,12 +45,8 @@ def _require_labels(y, num_classes: int, batch_size: int | None = None) -> None:
         raise ValueError(f"x and y must have the same batch size, got {batch_size} and {len(y)}")
 
 
-def _require_x(x, x_dim: int) -> None:
-    _require_float(x, "x", min_ndim=2)
-    if x.ndim != 2 or x.shape[1] != x_dim:
-        raise ValueError(f"x must have shape (B, {x_dim}), got {tuple(x.shape)}")
-    if not torch.isfinite(x).all():
-        raise ValueError("x contains nan or inf values")
+def _require_x(x, x_dim: int, model=None) -> None:
+    require_batch(x, x_dim, bernoulli=True, model=model)  # every decoder here is Bernoulli
 
 
 def _require_mask(mask, x: torch.Tensor) -> None:
@@ -116,7 +113,7 @@ class CVAE(nn.Module):
     def loss(self, x: torch.Tensor, y: torch.Tensor, beta: float = 1.0) -> dict:
         """Negative conditional ELBO, batch means: {"loss": rec + beta * kl, "rec", "kl"}."""
         beta = _require_beta(beta)
-        _require_x(x, self.x_dim)
+        _require_x(x, self.x_dim, self)
         _require_labels(y, self.num_classes, len(x))
         x_logits, mu, logvar = self(x, y)
         # Sohn et al. 2015, eq. 4: -log p(x|y) <= E_q[-log p(x|y,z)] + KL(q(z|x,y) || p(z))
@@ -140,7 +137,7 @@ class CVAE(nn.Module):
 
 def conditional_elbo(model: CVAE, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """E_q(z|x,y)[log p(x|y,z)] - KL(q(z|x,y) || p(z)), one z sample: (B, D), (B,) -> (B,)."""
-    _require_x(x, model.x_dim)
+    _require_x(x, model.x_dim, model)
     _require_labels(y, model.num_classes, len(x))
     c = one_hot(y, model.num_classes, dtype=x.dtype)
     mu, logvar = model.encode(x, c)
@@ -152,7 +149,7 @@ def conditional_elbo(model: CVAE, x: torch.Tensor, y: torch.Tensor) -> torch.Ten
 @torch.no_grad()
 def swap_labels(model: CVAE, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Encode x with its label, decode the posterior mean with every label: (B, D) -> (B, K, D)."""
-    _require_x(x, model.x_dim)
+    _require_x(x, model.x_dim, model)
     _require_labels(y, model.num_classes, len(x))
     mu, _ = model.encode(x, one_hot(y, model.num_classes, dtype=x.dtype))
     rows = [model.sample(torch.full_like(y, k), mu) for k in range(model.num_classes)]
@@ -228,7 +225,7 @@ class MaskedVAE(nn.Module):
     def loss(self, x: torch.Tensor, mask: torch.Tensor | None = None, beta: float = 1.0) -> dict:
         """Negative ELBO of the whole x given x ⊙ mask, batch means: {"loss", "rec", "kl"}."""
         beta = _require_beta(beta)
-        _require_x(x, self.x_dim)
+        _require_x(x, self.x_dim, self)
         mask = torch.ones_like(x) if mask is None else mask
         _require_mask(mask, x)
         x_logits, mu, logvar = self(x, mask)
@@ -254,7 +251,7 @@ def masked_loss_fn(image_shape: tuple[int, int], size: int, p_mask: float = 0.75
 @torch.no_grad()
 def inpaint(model: MaskedVAE, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Fill the hidden pixels with p(x|z = E[z|x ⊙ m]), keep the seen ones: (B, D) -> (B, D)."""
-    _require_x(x, model.x_dim)
+    _require_x(x, model.x_dim, model)
     _require_mask(mask, x)
     mu, _ = model.encode(x, mask)
     probs = torch.sigmoid(model.decode(mu))

@@ -43,8 +43,9 @@ def _requested_device(name: str) -> torch.device:
 
 def seed_everything(seed: int = 0) -> None:
     """Seed Python, NumPy and PyTorch (all devices) so a notebook reruns identically."""
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    seed = int(seed)  # NumPy integers too
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)  # also seeds CUDA and MPS generators

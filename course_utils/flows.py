@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .train import progress_bar
+from .train import progress_bar, require_finite_loss
 from .vae import LOG_2PI, MLP, VAE, _require_beta, _require_dims
 
 # --------------------------------------------------------------------------- one planar flow
@@ -229,6 +229,7 @@ def fit_flow_density(
     for step in progress_bar(range(num_steps), disable=not progress, desc=f"K={flow.num_flows}"):
         beta = min(1.0, 0.01 + step / anneal_steps) if anneal_steps > 0 else 1.0
         parts = reverse_kl(flow, name, batch_size, beta)
+        require_finite_loss(parts["loss"], step, "fit_flow_density")
         optimizer.zero_grad()
         parts["loss"].backward()
         optimizer.step()
@@ -262,15 +263,20 @@ class FlowVAE(VAE):
 
     The encoder outputs (mu, logvar) and, for every x, the K flows' (w, u, b) (Rezende & Mohamed
     2015, section 4.2). ``encode`` returns only (mu, logvar) of q_0; ``posterior_sample`` draws
-    z_K with log q_K(z_K|x). Prior N(0, I) and decoder as in ``VAE``.
+    z_K with log q_K(z_K|x). Prior N(0, I) and decoder as in ``VAE``. ``flow_fn`` (default
+    the reference planar flow) maps (z, w, u, b) to (z_new, log_det).
     """
 
     def __init__(self, x_dim: int, z_dim: int = 2, hidden_dims: Sequence[int] = (256,),
                  num_flows: int = 4, likelihood: str = "bernoulli", activation: str = "relu",
-                 **kwargs):
+                 flow_fn=None, **kwargs):
         super().__init__(x_dim, z_dim, hidden_dims, likelihood, activation, **kwargs)
         _require_dims(num_flows=num_flows)
+        if flow_fn is not None and not callable(flow_fn):
+            raise TypeError(f"flow_fn must be a function like planar_flow, got "
+                            f"{type(flow_fn).__name__}")
         self.num_flows = num_flows
+        self.flow_fn = flow_fn or _planar_flow  # (z, w, u, b) -> (z_new, log_det)
         self.encoder = FlowEncoder(x_dim, hidden_dims, z_dim, num_flows, activation)
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -285,7 +291,7 @@ class FlowVAE(VAE):
         log_q = -0.5 * (LOG_2PI + logvar + eps.pow(2)).sum(-1).flatten(0, 1)  # log q_0(z_0|x)
         for j in range(self.num_flows):  # the same flow parameters for each of the k draws
             params = (t[:, j].repeat(k, *([1] * (t.ndim - 2))) for t in (w, u, b))
-            z, log_det = _planar_flow(z, *params)
+            z, log_det = self.flow_fn(z, *params)
             log_q = log_q - log_det  # eq. 13: log q_K = log q_0 - Σ_k log |det ∂f_k/∂z|
         return z.unflatten(0, (k, -1)), log_q.unflatten(0, (k, -1))
 

@@ -17,13 +17,13 @@ def image_grid(images, image_shape: tuple[int, int], nrow: int = 10, pad: int = 
     """Tile flat images (N, H*W) or (N, H, W) into one (rows*(H+pad), nrow*(W+pad)) array."""
     images = _to_numpy(images)
     h, w = image_shape
+    if images.ndim in (2, 3) and len(images) == 0:
+        raise ValueError(f"no images to show: got an empty batch of shape {images.shape}")
     if images.ndim not in (2, 3) or images[0].size != h * w:
         raise ValueError(
             f"images must have shape (N, {h * w}) or (N, {h}, {w}), got {images.shape}"
         )
     n = len(images)
-    if n == 0:
-        raise ValueError("no images to show")
     images = images.reshape(n, h, w)
     ncol = min(nrow, n)
     rows = -(-n // ncol)

@@ -105,7 +105,12 @@ def aggregate_posterior_kl(
         torch.logsumexp(_diag_log_density(zc.unsqueeze(1), mu, logvar), dim=1)
         for zc in z.split(chunk)
     ]) - math.log(len(mu))
-    return (log_q - log_prior(z)).mean()
+    log_p = log_prior(z)
+    if not isinstance(log_p, torch.Tensor) or log_p.shape != log_q.shape:
+        got = tuple(log_p.shape) if isinstance(log_p, torch.Tensor) else type(log_p).__name__
+        raise ValueError(f"log_prior must map z {tuple(z.shape)} to one log-density per row, "
+                         f"shape {tuple(log_q.shape)}; got {got}")
+    return (log_q - log_p).mean()
 
 
 class MixturePrior(nn.Module):

@@ -23,6 +23,7 @@ from torch import nn
 
 from .cvae import CVAE, _require_labels, _require_x, conditional_elbo, one_hot
 from .data import dynamic_binarize
+from .train import require_finite_loss
 from .vae import (
     MLP,
     _bernoulli_ll,
@@ -56,7 +57,7 @@ class M2(CVAE):
 
     def elbo_all_classes(self, x: torch.Tensor) -> torch.Tensor:
         """ELBO(x, y) for every class y in one batched pass: x (B, D) -> (B, K)."""
-        _require_x(x, self.x_dim)
+        _require_x(x, self.x_dim, self)
         k, b = self.num_classes, len(x)
         mu, logvar = self._encode_all_classes(x)  # (K, B, Z) each
         z = self.reparameterize(mu, logvar)
@@ -77,7 +78,7 @@ class M2(CVAE):
 
     def log_weights(self, x: torch.Tensor, y: torch.Tensor, k: int) -> torch.Tensor:
         """log p(x, y, z_i) - log q(z_i|x, y), z_i ~ q(z|x,y): (B, D), (B,) -> (k, B)."""
-        _require_x(x, self.x_dim)
+        _require_x(x, self.x_dim, self)
         _require_labels(y, self.num_classes, len(x))
         _require_dims(k=k)
         c = one_hot(y, self.num_classes, dtype=x.dtype)
@@ -123,7 +124,7 @@ def labeled_loss(model: M2, x: torch.Tensor, y: torch.Tensor, alpha: float) -> t
     """L(x, y) + α·(-log q(y|x)) per labeled example: x (B, D), y (B,) -> (B,)."""
     _require_model(model)
     alpha = _require_alpha(alpha)
-    _require_x(x, model.x_dim)
+    _require_x(x, model.x_dim, model)
     _require_labels(y, model.num_classes, len(x))
     # Kingma et al. 2014, eqs. 6 and 9: the negative bound plus the weighted classification loss
     ce = F.cross_entropy(model.classify(x), y, reduction="none")  # -log q(y|x), (B,)
@@ -133,7 +134,7 @@ def labeled_loss(model: M2, x: torch.Tensor, y: torch.Tensor, alpha: float) -> t
 def unlabeled_loss(model: M2, x: torch.Tensor) -> torch.Tensor:
     """U(x) = Σ_y q(y|x)·L(x, y) - H(q(y|x)), y enumerated: x (B, D) -> (B,)."""
     _require_model(model)
-    _require_x(x, model.x_dim)
+    _require_x(x, model.x_dim, model)
     if isinstance(model, M2):
         neg_elbo = -model.elbo_all_classes(x)  # (B, K), all classes in one pass
     else:
@@ -166,6 +167,9 @@ def semi_supervised_loss_fn(x_labeled: torch.Tensor, y_labeled: torch.Tensor, al
     (eq. 9) give w = N_labeled / N_unlabeled. ``binarize`` resamples binary pixels
     P(x=1) = x for both batches at every step.
     """
+    if not isinstance(x_labeled, torch.Tensor) or len(x_labeled) == 0:
+        raise ValueError("x_labeled is empty: the semi-supervised loss needs at least one "
+                         "labeled image (and its label in y_labeled)")
     _require_labels(y_labeled, int(y_labeled.max()) + 1 if len(y_labeled) else 1, len(x_labeled))
     alpha = _require_alpha(alpha)
     labeled_weight = _require_alpha(labeled_weight, "labeled_weight")
@@ -215,6 +219,7 @@ def fit_classifier(classifier: nn.Module, x: torch.Tensor, y: torch.Tensor, *, n
         index = torch.randperm(len(x), device=x.device)[:batch_size]
         xb = dynamic_binarize(x[index]) if binarize else x[index]
         loss = F.cross_entropy(classifier(xb), y[index])
+        require_finite_loss(loss, len(losses), "fit_classifier")
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

@@ -8,6 +8,7 @@ resumes checkpoints, and stops with a clear error when a loss becomes NaN or inf
 
 from __future__ import annotations
 
+import inspect
 import math
 import os
 import time
@@ -106,6 +107,12 @@ def _call_loss(loss_fn, model, batch, kwargs) -> dict[str, torch.Tensor]:
         out = {"loss": out}
     if not isinstance(out, dict) or "loss" not in out:
         raise TypeError("loss_fn must return a dict with at least a 'loss' entry (or a tensor)")
+    for name, value in out.items():
+        if not isinstance(value, (torch.Tensor, int, float)) or torch.as_tensor(value).numel() != 1:
+            got = (f"shape {tuple(value.shape)}" if isinstance(value, torch.Tensor)
+                   else type(value).__name__)
+            raise ValueError(f"loss_fn's {name!r} must be one number (e.g. the batch mean, "
+                             f".mean()), got {got}")
     return out
 
 
@@ -122,6 +129,15 @@ def _finite_values(out: dict, epoch: int, batch: int, phase: str) -> dict[str, f
                 "use numerically stable functions (logits with BCE-with-logits, logvar not var)."
             )
     return dict(zip(names, values, strict=True))
+
+
+def require_finite_loss(loss: torch.Tensor, step: int, where: str) -> None:
+    """The guard of every training loop: stop before a step on a nan or inf loss."""
+    if not torch.isfinite(loss.detach()).all():
+        raise FloatingPointError(
+            f"{where}: the loss became {loss.detach().reshape(-1)[0].item()} at step {step}. "
+            "Training stopped. Try a lower learning rate, and check the inputs (and log-density) "
+            "for nan/inf.")
 
 
 def _accumulate(totals: dict[str, float], values: dict[str, float], weight: int) -> None:
@@ -172,12 +188,38 @@ def _default_loss(model, *batch, **kwargs):
     return model.loss(*batch, **kwargs)
 
 
+def _require_loss_takes(model: nn.Module, n_tensors: int, what: str) -> None:
+    """With the default loss, each example's tensors must fill model.loss's data arguments:
+    not too few, and never a hyperparameter such as beta (e.g. labels given to a VAE)."""
+    loss = getattr(model, "loss", None)
+    if not callable(loss):
+        raise TypeError(f"{type(model).__name__} has no loss(...) method; pass loss_fn=...")
+    try:
+        params = list(inspect.signature(loss).parameters.values())
+    except (TypeError, ValueError):  # a builtin or an odd callable: nothing to check
+        return
+    if any(p.kind == p.VAR_POSITIONAL for p in params):
+        return
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    required = [p for p in positional if p.default is p.empty]
+    hyper = [p for p in positional[len(required):n_tensors]
+             if isinstance(p.default, (int, float)) and not isinstance(p.default, bool)]
+    if n_tensors < len(required) or n_tensors > len(positional) or hyper:
+        names = ", ".join(p.name for p in required)
+        want = "x alone" if len(required) == 1 else f"a tuple ({names})"
+        raise ValueError(
+            f"{what} gives {n_tensors} tensor(s) per example, but {type(model).__name__}.loss "
+            f"takes {len(required)} ({names}); pass {want}, or your own loss_fn=...")
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, x, *, batch_size: int = 1024, loss_fn=None,
              loss_kwargs: dict | None = None) -> dict[str, float]:
     """Mean of every loss part over a data set (tensor or tuple of tensors), in eval mode."""
     tensors = _as_tensors(x, "x")
     _require_int(batch_size, "batch_size", 1)
+    if loss_fn is None:
+        _require_loss_takes(model, len(tensors), "x")
     loss_fn = loss_fn or _default_loss
     device = _model_device(model)
     tensors = tuple(t.to(device) for t in tensors)
@@ -236,13 +278,17 @@ def fit(
         raise ValueError(f"lr must be a positive finite number, got {lr!r}")
     if resume and checkpoint is None:
         raise ValueError("resume=True needs a checkpoint path")
+    if checkpoint is not None:  # its folder is created now, not found missing after epoch 1
+        os.makedirs(os.path.dirname(os.path.abspath(checkpoint)), exist_ok=True)
     if seed is not None:
         _require_int(seed, "seed", 0)
-    loss_fn = loss_fn or _default_loss
     device = _model_device(model)
     train = tuple(t.to(device) for t in _as_tensors(x_train, "x_train"))
     valid = None if x_valid is None else tuple(
         t.to(device) for t in _as_tensors(x_valid, "x_valid"))
+    if loss_fn is None:
+        _require_loss_takes(model, len(train), "x_train")
+    loss_fn = loss_fn or _default_loss
     optimizer = optimizer or torch.optim.Adam(model.parameters(), lr=lr)
 
     if seed is not None:

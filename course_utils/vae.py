@@ -42,6 +42,32 @@ def _require_finite(x: torch.Tensor, name: str) -> None:
         raise ValueError(f"{name} contains nan or inf values")
 
 
+def require_batch(x, x_dim: int, *, bernoulli: bool, name: str = "x", model=None) -> None:
+    """A batch a model can train on: float (B, x_dim), B >= 1, finite, in [0, 1] for a
+    Bernoulli decoder (whose loss has no lower bound outside it), and of the dtype and on the
+    device of ``model``'s parameters when given."""
+    _require_float(x, name, min_ndim=2)
+    param = next(iter(model.parameters()), None) if model is not None else None
+    if param is not None and x.dtype != param.dtype:
+        raise TypeError(f"{name} is {x.dtype} but the model's parameters are {param.dtype}; "
+                        f"convert one of them, e.g. {name}.to({param.dtype})")
+    if param is not None and x.device != param.device:
+        raise ValueError(f"{name} is on {x.device} but the model is on {param.device}; move "
+                         f"one of them, e.g. {name}.to(device)")
+    if x.ndim != 2 or x.shape[1] != x_dim:
+        raise ValueError(f"{name} must have shape (B, {x_dim}), got {tuple(x.shape)}")
+    if x.shape[0] == 0:
+        raise ValueError(f"{name} is an empty batch (shape {tuple(x.shape)}); pass at least one "
+                         "image")
+    _require_finite(x, name)
+    if bernoulli:
+        lo, hi = x.min().item(), x.max().item()
+        if lo < 0 or hi > 1:
+            raise ValueError(
+                f"{name} must lie in [0, 1] for a Bernoulli decoder (pixels are probabilities), "
+                f"got values in [{lo:.3g}, {hi:.3g}]; scale the images first, e.g. x / x.max()")
+
+
 def _require_same_shape(a: torch.Tensor, b: torch.Tensor, names: str) -> None:
     if a.shape != b.shape:
         raise ValueError(f"{names} must have the same shape, got {tuple(a.shape)} and "
@@ -329,9 +355,7 @@ class VAE(nn.Module):
         return self._z_dim
 
     def _check_x(self, x) -> None:
-        _require_float(x, "x", min_ndim=2)
-        if x.shape[-1] != self.x_dim:
-            raise ValueError(f"x must have shape (B, {self.x_dim}), got {tuple(x.shape)}")
+        require_batch(x, self.x_dim, bernoulli=self.likelihood == "bernoulli", model=self)
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """q(z|x): x (B, D) -> mu (B, Z), logvar (B, Z)."""

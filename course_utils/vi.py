@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import distributions as D
 
 from .numerics import log_mean_exp
+from .train import require_finite_loss
 
 __all__ = [
     "LinearGaussian",
@@ -372,6 +373,7 @@ def fit_reverse_kl(
         z = mu + eps @ scale_tril.T  # reparameterization: z = mu + L eps
         entropy = 0.5 * d * (1 + _LOG_2PI) + scale_tril.diagonal().log().sum()
         loss = -(log_p(z).mean() + entropy)  # E_q[log q - log p] = -E_q[log p] - H(q)
+        require_finite_loss(loss, len(losses), "fit_reverse_kl")
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

@@ -124,3 +124,31 @@ def test_assert_fails_itself_fails_on_a_correct_answer():
     with pytest.raises(AssertionError, match="lacks"):
         assert_fails(check_double_sum, lambda x, dim: x.sum(dim), "no such text")
     assert np is not None
+
+
+def test_yours_or_reference_follows_the_check(capsys):
+    from course_utils import check, numerics
+
+    def mine(x, dim):
+        return torch.logsumexp(x, dim)
+
+    def wrong(x, dim):
+        return x.exp().sum(dim).log() + 1
+
+    check.logsumexp(mine)
+    assert check.yours_or_reference("logsumexp", mine, numerics.logsumexp) is mine
+    assert "using your logsumexp" in capsys.readouterr().out
+
+    def mine_again(x, dim):  # redefined after the check: not the function that passed
+        return torch.logsumexp(x, dim)
+    chosen = check.yours_or_reference("logsumexp", mine_again, numerics.logsumexp)
+    assert chosen is numerics.logsumexp
+    assert "run the check again" in capsys.readouterr().out
+
+    from course_utils.checks import CheckFailed
+    with pytest.raises(CheckFailed):
+        check.logsumexp(wrong)
+    assert check.yours_or_reference("logsumexp", mine, numerics.logsumexp) is numerics.logsumexp
+    assert "has not passed yet" in capsys.readouterr().out
+    with pytest.raises(KeyError, match="no exercise called"):
+        check.yours_or_reference("logsumexpp", mine, numerics.logsumexp)

@@ -5,11 +5,19 @@ up by name, so ``from course_utils import check`` then ``check.logsumexp(logsume
 """
 
 from . import beta_vae, cvae, flows, gmm, iwae, ssvae, vae, vi, welcome  # noqa: F401  (register)
-from .core import REGISTRY, CheckFailed, Exercise, ExerciseNotStarted, install_name_error_hint
+from .core import (
+    REGISTRY,
+    CheckFailed,
+    Exercise,
+    ExerciseNotStarted,
+    install_name_error_hint,
+    yours_or_reference,
+)
 
 install_name_error_hint()  # in Jupyter: "run the cell that defines it first", not a traceback
 
-__all__ = ["REGISTRY", "CheckFailed", "Exercise", "ExerciseNotStarted", "exercises"]
+__all__ = ["REGISTRY", "CheckFailed", "Exercise", "ExerciseNotStarted", "exercises",
+           "yours_or_reference"]
 
 
 def exercises(notebook: str | None = None) -> list[Exercise]:

@@ -15,7 +15,9 @@ from .. import beta_vae, metrics, vae
 from .core import (
     Case,
     Mistake,
+    _as_parts,
     call_student,
+    check_gradients,
     compare,
     compare_output,
     exercise,
@@ -66,6 +68,8 @@ def _check_parts(name: str, student_fn, reference_fn, cases, mistakes: dict) -> 
             compare_output(name, got, expected[key], case, arg_names=_ARGS,
                            output_names=(f'out["{key}"]',), mistakes=mistakes[key],
                            rtol=1e-5, atol=1e-4, position=f"{i + 1}/{len(cases)} ")
+    check_gradients(name, _as_parts(student_fn, _PARTS), _as_parts(reference_fn, _PARTS),
+                    cases[0], arg_names=_ARGS, output_names=[f'out["{k}"]' for k in _PARTS])
     passed(name, len(cases))
 
 
@@ -251,4 +255,5 @@ def _mig_cases() -> list[Case]:
 def mutual_information_gap(student_fn):
     """Check MIG = mean over factors of (top-1 - top-2 MI over codes) / H(factor)."""
     compare("mutual_information_gap", student_fn, metrics.mutual_information_gap, _mig_cases(),
-            arg_names=("mi", "entropy"), mistakes=_MIG_MISTAKES, rtol=1e-5, atol=1e-6)
+            arg_names=("mi", "entropy"), mistakes=_MIG_MISTAKES, rtol=1e-5, atol=1e-6,
+            gradients=False)

@@ -113,6 +113,7 @@ class Exercise:
 
 
 REGISTRY: dict[str, Exercise] = {}
+_PASSED: dict[str, Callable] = {}  # exercise -> the student's function that last passed its check
 
 
 def exercise(notebook: str, name: str | None = None):
@@ -125,13 +126,33 @@ def exercise(notebook: str, name: str | None = None):
 
         @functools.wraps(check_fn)
         def check(student_fn: Callable, *args: Any, **kwargs: Any) -> None:
+            _PASSED.pop(exercise_name, None)
             _require_callable(exercise_name, student_fn)
             check_fn(student_fn, *args, **kwargs)
+            _PASSED[exercise_name] = student_fn
 
         REGISTRY[exercise_name] = Exercise(exercise_name, notebook, check)
         return check
 
     return register
+
+
+def yours_or_reference(name: str, yours: Any, reference: Callable) -> Callable:
+    """The student's function if its check passed in this kernel (that very function, not an
+    edited one), else the reference; prints one line saying which is used and why."""
+    if name not in REGISTRY:
+        raise KeyError(f"there is no exercise called {name!r}; the exercises are: "
+                       f"{', '.join(REGISTRY)}")
+    passed_fn = _PASSED.get(name)
+    if passed_fn is not None and passed_fn is yours:
+        print(f"using your {name} (its check passed)")
+        return yours
+    if passed_fn is not None:
+        reason = "you redefined it after its check passed: run the check again"
+    else:
+        reason = "its check has not passed yet in this session"
+    print(f"using the reference {name} ({reason})")
+    return reference
 
 
 def _require_callable(name: str, student_fn: Any) -> None:
@@ -237,14 +258,16 @@ def _student_line(tb) -> str:
 
 
 def call_student(
-    name: str, student_fn: Callable, case: Case, arg_names: Sequence[str] = (), seed: int = 0
+    name: str, student_fn: Callable, case: Case, arg_names: Sequence[str] = (), seed: int = 0,
+    inputs: tuple[tuple, dict] | None = None,
 ) -> Any:
     """Call the student's function on a copy of the case's inputs, turning errors into messages.
 
     Randomness inside the student's function is seeded and isolated with ``fork_rng`` so the
-    student's own random state is left untouched.
+    student's own random state is left untouched. ``inputs``: (args, kwargs) to use instead of
+    fresh copies (the gradient check keeps them to differentiate with respect to them).
     """
-    args, kwargs = _clone(case.args), _clone(case.kwargs)
+    args, kwargs = inputs if inputs is not None else (_clone(case.args), _clone(case.kwargs))
     try:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
@@ -424,8 +447,13 @@ def compare(
     mistakes: Sequence[Mistake] = (),
     rtol: float = 1e-5,
     atol: float = 1e-6,
+    gradients: bool | str = True,
 ) -> None:
-    """Run the student's function on every case, compare with the reference, print a pass line."""
+    """Run the student's function on every case, compare with the reference, print a pass line.
+
+    ``gradients``: once the values are right, check on the first case that gradients reach
+    the inputs as they do through the reference (skipped where the reference's output has no
+    graph); "connected" only checks that they reach every input; False skips it."""
     for i, case in enumerate(cases):
         out = call_student(name, student_fn, case, arg_names)
         with torch.random.fork_rng(devices=[]):
@@ -443,7 +471,129 @@ def compare(
             atol=atol,
             position=f"{i + 1}/{len(cases)} ",
         )
+    if gradients and cases:
+        check_gradients(name, student_fn, reference_fn, cases[0], arg_names=arg_names,
+                        output_names=output_names, compare_values=gradients is True)
     passed(name, len(cases))
+
+
+# --------------------------------------------------------------------------- gradients
+
+_GRADIENT_CAUSES = ("Something cut the computation graph: `.detach()`, a `torch.no_grad()` "
+                    "block, `.item()`/`float(...)`, or re-wrapping a value with `torch.tensor(...)`"
+                    ". A loss without its graph trains nothing.")
+
+
+def _tensor_leaves(value: Any, prefix: str = "") -> list[tuple[str, torch.Tensor]]:
+    """(label, tensor) for every tensor in a nested output (tuple, list or dict)."""
+    if isinstance(value, torch.Tensor):
+        return [(prefix, value)]
+    if isinstance(value, dict):
+        return [leaf for k, v in value.items() for leaf in _tensor_leaves(v, f"{prefix}[{k!r}]")]
+    if isinstance(value, (tuple, list)):
+        return [leaf for i, v in enumerate(value) for leaf in _tensor_leaves(v, f"{prefix}[{i}]")]
+    return []
+
+
+def _differentiable_inputs(args: tuple, arg_names: Sequence[str]) -> list[tuple[str, list]]:
+    """(`name`, [tensors]) for each float tensor argument (made to require grad) and each
+    module argument (its parameters)."""
+    out = []
+    for i, arg in enumerate(args):
+        label = f"`{arg_names[i]}`" if i < len(arg_names) else f"argument {i}"
+        if isinstance(arg, torch.Tensor) and arg.is_floating_point():
+            arg.requires_grad_(True)
+            out.append((label, [arg]))
+        elif isinstance(arg, torch.nn.Module):
+            params = [p for p in arg.parameters() if p.requires_grad]
+            if params:
+                out.append((f"the parameters of {label}", params))
+    return out
+
+
+def _with_grad_inputs(case: Case, arg_names: Sequence[str]):
+    args, kwargs = _clone(case.args), _clone(case.kwargs)
+    return (args, kwargs), _differentiable_inputs(args, arg_names)
+
+
+def _gradients(outputs: list[torch.Tensor], weights: list[torch.Tensor], inputs) -> list:
+    """d(Σ_o <w_o, o>)/d input for each input group (None where no gradient reaches it)."""
+    total = sum((o * w).sum() for o, w in zip(outputs, weights, strict=True))
+    flat = [t for _, group in inputs for t in group]
+    grads = torch.autograd.grad(total, flat, allow_unused=True)
+    out, start = [], 0
+    for _, group in inputs:
+        out.append(grads[start:start + len(group)])
+        start += len(group)
+    return out
+
+
+def check_gradients(name: str, student_fn: Callable, reference_fn: Callable, case: Case, *,
+                    arg_names: Sequence[str] = (), output_names: Sequence[str] = (),
+                    rtol: float = 1e-4, atol: float = 1e-6, compare_values: bool = True) -> None:
+    """Fail if the gradients of the student's output do not reach the inputs the way the
+    reference's do (an output cut from the graph, or part of it detached). Run it on an answer
+    whose values are right. ``compare_values=False`` only checks that gradients reach every
+    input (for inputs such as covariances or mixture weights, where valid answers may differ
+    in the gradient off their constraint set)."""
+    (ref_args, ref_kwargs), ref_inputs = _with_grad_inputs(case, arg_names)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        expected = reference_fn(*ref_args, **ref_kwargs)
+    wanted = [(label, t) for label, t in _tensor_leaves(expected)
+              if t.is_floating_point() and t.requires_grad]
+    if not wanted or not ref_inputs:
+        return
+    student_inputs, inputs = _with_grad_inputs(case, arg_names)
+    out = call_student(name, student_fn, case, arg_names, inputs=student_inputs)
+    got = dict(_tensor_leaves(out))
+    pairs = []
+    for label, want in wanted:
+        mine = got.get(label)
+        if (not isinstance(mine, torch.Tensor) or mine.shape != want.shape
+                or mine.dtype != want.dtype or mine.device != want.device):
+            return  # the value comparison explains type, shape, dtype and device problems
+        what = _output_label(label, output_names, len(wanted))
+        if not mine.requires_grad:
+            fail(name, f"{what} is not connected to the inputs: no gradient can flow back "
+                 f"through it.\n{_GRADIENT_CAUSES}")
+        pairs.append((mine, want))
+    if not all(_close(m.detach(), w.detach(), 1e-5, 1e-6) for m, w in pairs):
+        return  # wrong values: the value comparison names the mistake
+    g = private_generator(name, salt=7)
+    weights = [torch.randn(w.shape, generator=g, dtype=torch.float64).to(w) for _, w in pairs]
+    mine_grads = _gradients([m for m, _ in pairs], weights, inputs)
+    want_grads = _gradients([w for _, w in pairs], weights, ref_inputs)
+    for (label, _), mine, want in zip(inputs, mine_grads, want_grads, strict=True):
+        for m, w in zip(mine, want, strict=True):
+            if w is None or not torch.any(w != 0):
+                continue
+            if m is None:
+                fail(name, f"no gradient reaches {label} through your output.\n"
+                     f"{_GRADIENT_CAUSES}")
+            if compare_values and not _close(m, w, rtol, max(atol, 1e-6 * float(w.abs().max()))):
+                fail(name, f"your output has the right values, but its gradient with respect to "
+                     f"{label} is wrong: part of the computation is cut from the graph or "
+                     "not differentiable (`.detach()`, `.data`, in-place edits, rounding).")
+
+
+def _as_parts(fn: Callable, keys: Sequence[str]) -> Callable:
+    """fn returning a dict -> a function returning the tuple of its values at ``keys``."""
+    @functools.wraps(fn)
+    def parts(*args, **kwargs):
+        out = fn(*args, **kwargs)
+        return tuple(out[k] for k in keys) if isinstance(out, dict) else out
+    return parts
+
+
+def _output_label(label: str, output_names: Sequence[str], n: int) -> str:
+    """'`log_det`' for the second of named outputs, 'your output' for a single one."""
+    if n == 1 and label in ("", "[0]"):
+        return "your output"
+    if label.startswith("[") and label[1:-1].isdigit():
+        i = int(label[1:-1])
+        return f"`{output_names[i]}`" if i < len(output_names) else f"output {i}"
+    return f"your output{label}" if label else "your output"
 
 
 # --------------------------------------------------------------------------- for tests

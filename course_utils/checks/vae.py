@@ -17,7 +17,9 @@ from .. import vae
 from .core import (
     Case,
     Mistake,
+    _as_parts,
     call_student,
+    check_gradients,
     check_tensor_like,
     check_type,
     compare,
@@ -327,6 +329,9 @@ def negative_elbo(student_fn):
                                                           'out["kl"]'),
                        mistakes=_ELBO_MISTAKES, rtol=1e-5, atol=1e-4,
                        position=f"{i + 1}/{len(cases)} ")
+    check_gradients(name, _as_parts(student_fn, ("loss", "rec", "kl")), _reference_elbo,
+                    cases[0], arg_names=arg_names,
+                    output_names=('out["loss"]', 'out["rec"]', 'out["kl"]'))
     passed(name, len(cases))
 
 
