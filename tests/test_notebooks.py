@@ -12,7 +12,7 @@ from course_utils.checks import REGISTRY, exercises
 SOLUTIONS = sorted((ROOT / "solutions").glob("[0-9][0-9]_*.ipynb"))
 STUDENT = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 CHECK_CALL = re.compile(r"^\s*check\.(\w+)\(\s*\1\s*\)", re.MULTILINE)
-TRAINED_BY_YOURS = {"04_vae", "05_iwae", "06_beta_vae", "07_conditional_vae", "09_beyond"}
+TRAINED_BY_YOURS = {"04_vae", "05_iwae", "06_beta_vae", "07_conditional_vae"}
 
 
 def _all_text(nb) -> str:
