@@ -161,14 +161,22 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         print(f"no such notebook: {', '.join(missing)}")
         return 2
-    os.environ["COURSE_FAST"] = "1"
-    os.environ.setdefault("TQDM_DISABLE", "1")
     print(f"Checking {len(paths)} notebook(s) in fast mode; this runs every cell "
           "(your files are not modified)...", flush=True)
+    saved = {key: os.environ.get(key) for key in ("COURSE_FAST", "TQDM_DISABLE")}
+    os.environ["COURSE_FAST"] = "1"  # the kernels inherit these; restored afterwards
+    os.environ.setdefault("TQDM_DISABLE", "1")
     notebooks = {}
-    for path in paths:
-        print(f"  {path.name}", flush=True)
-        notebooks[path.stem] = run_notebook(path)
+    try:
+        for path in paths:
+            print(f"  {path.name}", flush=True)
+            notebooks[path.stem] = run_notebook(path)
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
     table, done, total = progress_table(notebooks)
     print("\n" + table)
     return 1 if args.strict and done < total else 0
