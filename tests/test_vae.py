@@ -376,3 +376,17 @@ def test_latent_plots():
         plots.plot_latent_scatter(torch.randn(30, 2), torch.arange(29))
     with pytest.raises(ValueError, match="n must be"):
         plots.latent_grid(1)
+
+
+def test_fast_mode_vae_of_notebook_04_is_not_collapsed():
+    """04's fast settings (2,000 bundled 28×28 digits, 10 epochs) give codes a slider can move."""
+    from course_utils import seed_everything
+    from course_utils.data import load_images
+    from course_utils.train import fit
+
+    data = load_images("mnist_subset").head(2000, 500)
+    seed_everything(0)
+    model = VAE(784, z_dim=2, hidden_dims=(512, 256))
+    history = fit(model, data.x_train, num_epochs=10, batch_size=128, lr=1e-3,
+                  x_valid=data.x_test, eval_every=10, seed=0, progress=False)
+    assert history.valid["kl"][-1] > 1.0, "the fast-mode VAE collapsed: its slider would not move"
