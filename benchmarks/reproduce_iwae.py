@@ -150,7 +150,7 @@ def main(argv=None) -> None:
         model = make_model(x_train)
         path = args.out / f"{name}.pt"
         if args.eval_only:
-            model.load_state_dict(torch.load(path))
+            model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
             result = json.loads((args.out / f"{name}.json").read_text())
         else:
             print(f"training {name} (k = {k}) for {args.minutes:g} CPU-min", flush=True)

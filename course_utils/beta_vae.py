@@ -84,7 +84,19 @@ def capacity_schedule(step: int, num_steps: int, c_max: float) -> float:
     return c_max * min(1.0, step / num_steps)
 
 
-class BetaLoss:
+class _StepCounter:
+    """A loss whose schedule advances with training steps; ``fit`` checkpoints its step."""
+
+    step: int
+
+    def state_dict(self) -> dict:
+        return {"step": self.step}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.step = int(state["step"])
+
+
+class BetaLoss(_StepCounter):
     """A ``loss_fn(model, x)`` for ``fit``: rec + β_t kl with β_t warmed up linearly to ``beta``.
 
     β_t = beta * min(1, t / warmup_steps) at training step t (KL warm-up, Sønderby et al.
@@ -113,7 +125,7 @@ class BetaLoss:
         return out
 
 
-class CapacityLoss:
+class CapacityLoss(_StepCounter):
     """A ``loss_fn(model, x)`` for ``fit`` that raises C by the schedule at every training step.
 
     C grows linearly from 0 to ``c_max`` over ``num_steps`` steps; ``loss_fn`` (default

@@ -380,6 +380,7 @@ def download_mnist(
     folder.mkdir(parents=True, exist_ok=True)
     for name, sha256 in files.items():
         target = folder / name
+        _remove_stale_parts(target)
         if target.is_file() and _payload_sha256_or_none(target, name.endswith(".gz")) == sha256:
             continue
         _download_verified(name, sha256, urls, folder)
@@ -425,6 +426,16 @@ def _download_verified(name: str, sha256: str, urls: tuple[str, ...], folder: Pa
     )
 
 
+# MNIST's largest file is 9.9 MB; a mirror sending far more is not sending MNIST.
+MAX_DOWNLOAD_BYTES = 64 << 20
+
+
+def _remove_stale_parts(target: Path) -> None:
+    """Delete what a killed earlier download of target left behind (.NAME.*.part)."""
+    for part in target.parent.glob(f".{target.name}.*.part"):
+        part.unlink(missing_ok=True)
+
+
 def _fetch(url: str, target: Path, sha256: str) -> None:
     """Download url into a temporary file, verify it, then move it to target."""
     print(f"downloading {url}", flush=True)
@@ -451,7 +462,12 @@ def _copy_url(url: str, out) -> None:
     request = urllib.request.Request(url, headers={"User-Agent": "course_utils"})
     try:
         with urllib.request.urlopen(request, timeout=60) as response:
+            received = 0
             while chunk := response.read(1 << 20):
+                received += len(chunk)
+                if received > MAX_DOWNLOAD_BYTES:
+                    raise DownloadError(f"{url}: more than {MAX_DOWNLOAD_BYTES >> 20} MB, far "
+                                        f"larger than any MNIST file; not the expected data")
                 out.write(chunk)
     except urllib.error.HTTPError as err:
         raise DownloadError(f"{url}: HTTP {err.code} {err.reason}") from None

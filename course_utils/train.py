@@ -12,6 +12,7 @@ import inspect
 import math
 import os
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -162,23 +163,113 @@ def _set_rng_state(state: dict, generator: torch.Generator) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def _save_checkpoint(path, model, optimizer, history, epoch, generator) -> None:
-    state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+_CHECKPOINT_FORMAT = "course_utils.fit/2"
+
+
+def _stateful(loss_fn) -> bool:
+    """A loss_fn with a schedule of its own (BetaLoss, CapacityLoss) is checkpointed too."""
+    return callable(getattr(loss_fn, "state_dict", None)) and callable(
+        getattr(loss_fn, "load_state_dict", None))
+
+
+def _save_checkpoint(path, model, optimizer, history, epoch, generator, loss_fn=None) -> None:
+    state = {"format": _CHECKPOINT_FORMAT, "model_class": type(model).__name__,
+             "optimizer_class": type(optimizer).__name__,
+             "model": model.state_dict(), "optimizer": optimizer.state_dict(),
              "history": history.state_dict(), "epoch": epoch, "rng": _rng_state(generator)}
+    if _stateful(loss_fn):
+        state["loss_fn"] = {"class": type(loss_fn).__name__, "state": loss_fn.state_dict()}
     tmp = f"{path}.tmp"
     torch.save(state, tmp)
     os.replace(tmp, path)  # atomic: an interrupted save never leaves a broken checkpoint
 
 
-def load_checkpoint(path, model: nn.Module, optimizer=None) -> tuple[History, int]:
-    """Restore model (and optimiser) from a ``fit`` checkpoint; returns (history, epoch)."""
+def _read_checkpoint(path, device) -> dict:
     if not os.path.exists(path):
         raise FileNotFoundError(f"no checkpoint at {path}")
-    state = torch.load(path, map_location=_model_device(model), weights_only=True)
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except Exception as error:  # truncated zip, a pickle of something else, a text file
+        raise ValueError(
+            f"{path} is not a readable fit checkpoint ({type(error).__name__}: "
+            f"{str(error).splitlines()[0] if str(error) else 'no detail'}); delete it to start "
+            f"over, or pass another checkpoint path") from None
+    needed = {"model", "optimizer", "history", "epoch", "rng"}
+    if not isinstance(state, dict) or not needed <= state.keys():
+        raise ValueError(f"{path} is not a fit checkpoint (it lacks "
+                         f"{sorted(needed - set(state) if isinstance(state, dict) else needed)}); "
+                         f"delete it to start over, or pass another checkpoint path")
+    return state
+
+
+def _require_same_model(path, state: dict, model: nn.Module) -> None:
+    saved_class = state.get("model_class")
+    if saved_class is not None and saved_class != type(model).__name__:
+        raise ValueError(f"{path} holds a {saved_class}, but the model is a "
+                         f"{type(model).__name__}: build a {saved_class} to resume it, or start "
+                         f"over with another checkpoint path")
+    own = model.state_dict()
+    saved = state["model"]
+    missing, extra = sorted(own.keys() - saved.keys()), sorted(saved.keys() - own.keys())
+    different = [f"{name}: checkpoint {tuple(saved[name].shape)}, model {tuple(own[name].shape)}"
+                 for name in own if name in saved and saved[name].shape != own[name].shape]
+    if missing or extra or different:
+        lines = different[:3] + [f"{name}: only in the model" for name in missing[:2]] + [
+            f"{name}: only in the checkpoint" for name in extra[:2]]
+        raise ValueError(f"{path} was saved from a {type(model).__name__} of another "
+                         f"architecture:\n  " + "\n  ".join(lines) + "\nbuild the model with "
+                         "the checkpoint's sizes to resume it, or start over with another "
+                         "checkpoint path")
+
+
+def _restore_optimizer(path, state: dict, optimizer) -> None:
+    """Load the optimiser's state (moments, step counts); keep the caller's settings (lr, ...)."""
+    saved_class = state.get("optimizer_class")
+    if saved_class is not None and saved_class != type(optimizer).__name__:
+        raise ValueError(f"{path} was trained with {saved_class}, not "
+                         f"{type(optimizer).__name__}: pass a {saved_class} optimiser to resume "
+                         f"it (or none, for fit's Adam), or start over with another path")
+    settings = [{k: v for k, v in group.items() if k != "params"}
+                for group in optimizer.param_groups]
+    saved_groups = state["optimizer"].get("param_groups", [])
+    if len(saved_groups) != len(settings):
+        raise ValueError(f"{path}'s optimiser has {len(saved_groups)} parameter groups, this one "
+                         f"{len(settings)}: build the optimiser as for the checkpoint")
+    pairs = zip(settings, saved_groups, strict=True)
+    changed = [f"{k} {saved[k]!r} -> {v!r}" for own, saved in pairs
+               for k, v in own.items() if k in saved and saved[k] != v]
+    optimizer.load_state_dict(state["optimizer"])
+    for group, own in zip(optimizer.param_groups, settings, strict=True):
+        group.update(own)
+    if changed:
+        warnings.warn(f"resuming {path} with your optimiser settings, not the checkpoint's: "
+                      + ", ".join(sorted(set(changed))), stacklevel=3)
+
+
+def load_checkpoint(path, model: nn.Module, optimizer=None) -> tuple[History, int]:
+    """Restore model (and optimiser) from a ``fit`` checkpoint; returns (history, epoch).
+
+    The optimiser keeps its own settings (lr, betas, ...) and takes the checkpoint's state.
+    """
+    state = _read_checkpoint(path, _model_device(model))
+    _require_same_model(path, state, model)
     model.load_state_dict(state["model"])
     if optimizer is not None:
-        optimizer.load_state_dict(state["optimizer"])
+        _restore_optimizer(path, state, optimizer)
     return History.from_state_dict(state["history"]), int(state["epoch"])
+
+
+def _restore_loss_fn(path, state: dict, loss_fn) -> None:
+    saved = state.get("loss_fn")
+    if not _stateful(loss_fn):
+        if saved is not None:
+            raise ValueError(f"{path} was trained with a {saved['class']} loss_fn whose schedule "
+                             f"is saved in it: pass a {saved['class']} to resume it")
+        return
+    if saved is None or saved["class"] != type(loss_fn).__name__:
+        raise ValueError(f"{path} was trained without a {type(loss_fn).__name__} loss_fn (its "
+                         f"schedule would restart): resume with the loss_fn it was trained with")
+    loss_fn.load_state_dict(saved["state"])
 
 
 # --------------------------------------------------------------------------- the loop
@@ -265,7 +356,10 @@ def fit(
       dynamic binarization); prepare ``x_valid`` yourself.
     - ``x_valid`` is evaluated every ``eval_every`` epochs and after the last one.
     - ``checkpoint`` saves model, optimiser, history, epoch and random state every epoch;
-      ``resume=True`` continues from it (and reproduces an uninterrupted run exactly on CPU).
+      ``resume=True`` continues from it (and reproduces an uninterrupted run exactly on CPU,
+      the step schedules of ``BetaLoss`` and ``CapacityLoss`` included). The model and
+      optimiser must be of the checkpoint's kind and sizes; the optimiser's settings (lr, ...)
+      are yours. Without ``resume`` an existing checkpoint is never overwritten.
     - ``seed`` seeds the shuffling and torch's global RNG (for the reparameterization noise).
     """
     if not isinstance(model, nn.Module):
@@ -278,6 +372,9 @@ def fit(
         raise ValueError(f"lr must be a positive finite number, got {lr!r}")
     if resume and checkpoint is None:
         raise ValueError("resume=True needs a checkpoint path")
+    if checkpoint is not None and not resume and os.path.exists(checkpoint):
+        raise FileExistsError(f"a checkpoint already exists at {checkpoint}: pass resume=True to "
+                              f"continue it, or delete it (or choose another path) to start over")
     if checkpoint is not None:  # its folder is created now, not found missing after epoch 1
         os.makedirs(os.path.dirname(os.path.abspath(checkpoint)), exist_ok=True)
     if seed is not None:
@@ -298,7 +395,8 @@ def fit(
     history, start = History(), 0
     if resume and os.path.exists(checkpoint):
         history, start = load_checkpoint(checkpoint, model, optimizer)
-        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        state = _read_checkpoint(checkpoint, "cpu")
+        _restore_loss_fn(checkpoint, state, loss_fn)
         _set_rng_state(state["rng"], generator)
 
     n = len(train[0])
@@ -322,7 +420,8 @@ def fit(
             history.seconds.append(time.perf_counter() - tic)
             bar.set_postfix(_postfix(history), refresh=False)
             if checkpoint is not None:
-                _save_checkpoint(checkpoint, model, optimizer, history, epoch + 1, generator)
+                _save_checkpoint(checkpoint, model, optimizer, history, epoch + 1, generator,
+                                 loss_fn)
     finally:
         bar.close()
         model.train(was_training)

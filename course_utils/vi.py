@@ -138,6 +138,14 @@ def _require_2d_gaussian(mu: torch.Tensor, precision: torch.Tensor) -> None:
         )
     if (precision.diagonal() <= 0).any():
         raise ValueError("the diagonal of precision must be positive")
+    if not torch.allclose(precision, precision.T):
+        raise ValueError("precision must be symmetric: precision[0, 1] must equal precision[1, 0]")
+    if torch.linalg.det(precision) <= 0:
+        raise ValueError(
+            "precision must be positive definite (det > 0, i.e. precision[0, 1]**2 < "
+            "precision[0, 0] * precision[1, 1]): an indefinite one is no Gaussian, and "
+            "coordinate ascent on it diverges"
+        )
 
 
 def mean_field_update(

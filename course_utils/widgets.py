@@ -9,6 +9,7 @@ Images are PNGs drawn with matplotlib's Agg backend, so nothing depends on a liv
 from __future__ import annotations
 
 import io
+import math
 
 import numpy as np
 import torch
@@ -43,8 +44,10 @@ def _check_image_shape(image_shape, x_dim: int | None = None) -> tuple[int, int]
             or not all(isinstance(v, int) and v > 0 for v in image_shape)):
         raise ValueError(f"image_shape must be (height, width), got {image_shape!r}")
     if x_dim is not None and image_shape[0] * image_shape[1] != x_dim:
-        raise ValueError(f"image_shape {tuple(image_shape)} does not match images of "
-                         f"{x_dim} pixels")
+        side = math.isqrt(x_dim)
+        advice = f"; pass image_shape=({side}, {side})" if side * side == x_dim else ""
+        raise ValueError(f"image_shape {tuple(image_shape)} has {image_shape[0] * image_shape[1]} "
+                         f"pixels but the model's images have {x_dim}{advice}")
     return tuple(image_shape)
 
 
@@ -112,6 +115,9 @@ def latent_explorer(model, image_shape=(8, 8), z=None, span: float = 3.0, max_di
     z0 = torch.zeros(z_dim) if z is None else torch.as_tensor(z, dtype=torch.float32).flatten()
     if z0.shape != (z_dim,):
         raise ValueError(f"z must have {z_dim} entries (the latent size), got {tuple(z0.shape)}")
+    with torch.no_grad():
+        x_dim = model.decode_mean(z0.unsqueeze(0).to(param)).shape[-1]
+    image_shape = _check_image_shape(image_shape, x_dim)
     sliders = [widgets.FloatSlider(value=min(max(float(z0[j]), -span), span), min=-span,
                                    max=span, step=span / 30, description=f"z{j + 1}",
                                    continuous_update=True)

@@ -714,3 +714,28 @@ def test_image_data_head_describe_and_repr():
         digits.name = "other"
     with pytest.raises(ValueError, match="n_test must be an int >= 0"):
         digits.head(10, -1)
+
+
+def test_download_removes_what_a_killed_download_left(tmp_path, mirror):
+    server, _, checksums = mirror
+    target = tmp_path / "data"
+    target.mkdir()
+    stale = target / f".{TRAIN_FILES[0]}.abc123.part"  # as mkstemp names it
+    stale.write_bytes(b"half a file")
+    download_mnist(target, base_url=server.url, files=checksums)
+    assert sorted(p.name for p in target.iterdir()) == sorted(TRAIN_FILES)
+
+
+def test_download_stops_at_the_size_cap(tmp_path, mirror, monkeypatch):
+    server, _, checksums = mirror
+    monkeypatch.setattr(data, "MAX_DOWNLOAD_BYTES", 10)
+    with pytest.raises(DownloadError, match="larger than any MNIST file"):
+        download_mnist(tmp_path / "data", base_url=server.url, files=checksums)
+    assert list((tmp_path / "data").iterdir()) == []
+
+
+def test_the_data_command_line_runs_without_a_runpy_warning():
+    run = subprocess.run([sys.executable, "-W", "error::RuntimeWarning", "-m",
+                          "course_utils.data", "--help"], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert "found in sys.modules" not in run.stderr

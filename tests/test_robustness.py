@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from course_utils import cvae, priors, seed_everything, ssvae, vae
+from course_utils import beta_vae, cvae, priors, seed_everything, ssvae, vae
 from course_utils.train import evaluate, fit
 
 
@@ -108,3 +108,115 @@ def test_loops_outside_fit_stop_on_a_nan_loss():
     with pytest.raises(FloatingPointError, match="fit_classifier"):
         ssvae.fit_classifier(classifier, torch.full((10, 6), float("nan")),
                              torch.zeros(10, dtype=torch.long), num_steps=3)
+
+
+# --------------------------------------------------------------------------- resume (row 10)
+
+
+def _resume_setup(tmp_path, **kwargs):
+    x = torch.rand(64, 6)
+    path = tmp_path / "run.pt"
+    fit(_vae(), x, num_epochs=1, checkpoint=path, progress=False, seed=0, **kwargs)
+    return x, path
+
+
+def test_resume_into_another_architecture_names_the_file_and_the_parameter(tmp_path):
+    x, path = _resume_setup(tmp_path)
+    wider = vae.VAE(6, z_dim=2, hidden_dims=(16,))
+    with pytest.raises(ValueError, match=r"run\.pt was saved from a VAE of another architecture"
+                                         r"(.|\n)*checkpoint \(8, 6\), model \(16, 6\)"):
+        fit(wider, x, num_epochs=2, checkpoint=path, resume=True, progress=False)
+    other = cvae.CVAE(6, 3, z_dim=2, hidden_dims=(8,))
+    with pytest.raises(ValueError, match="holds a VAE, but the model is a CVAE"):
+        fit(other, (x, torch.zeros(64, dtype=torch.long)), num_epochs=2, checkpoint=path,
+            resume=True, progress=False)
+
+
+def test_resume_with_another_optimiser_class_says_which_one_it_needs(tmp_path):
+    x, path = _resume_setup(tmp_path)
+    model = _vae()
+    sgd = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    with pytest.raises(ValueError, match="trained with Adam, not SGD: pass a Adam"):
+        fit(model, x, num_epochs=2, optimizer=sgd, checkpoint=path, resume=True, progress=False)
+
+
+def test_resume_keeps_the_new_learning_rate_and_says_so(tmp_path):
+    x, path = _resume_setup(tmp_path)
+    model = _vae()
+    with pytest.warns(UserWarning, match=r"your optimiser settings.*lr 0\.001 -> 0\.0001"):
+        fit(model, x, num_epochs=2, lr=1e-4, checkpoint=path, resume=True, progress=False)
+    optimizer = torch.optim.Adam(model.parameters(), lr=5e-4)
+    from course_utils.train import load_checkpoint
+    with pytest.warns(UserWarning):
+        load_checkpoint(path, model, optimizer)
+    assert optimizer.param_groups[0]["lr"] == 5e-4
+    assert optimizer.state  # the moments came from the checkpoint
+
+
+def test_running_again_without_resume_never_overwrites_a_checkpoint(tmp_path):
+    x, path = _resume_setup(tmp_path)
+    before = path.read_bytes()
+    with pytest.raises(FileExistsError, match="pass resume=True to continue it, or delete it"):
+        fit(_vae(), x, num_epochs=1, checkpoint=path, progress=False)
+    assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize("content", [b"", b"not a checkpoint at all", "truncated"])
+def test_a_truncated_or_foreign_checkpoint_is_named(tmp_path, content):
+    x, path = _resume_setup(tmp_path)
+    path.write_bytes(path.read_bytes()[:200] if content == "truncated" else content)
+    with pytest.raises(ValueError, match=r"run\.pt is not a readable fit checkpoint.*delete it"):
+        fit(_vae(), x, num_epochs=2, checkpoint=path, resume=True, progress=False)
+
+
+def test_a_checkpoint_of_something_else_is_named(tmp_path):
+    path = tmp_path / "weights.pt"
+    torch.save(_vae().state_dict(), path)
+    with pytest.raises(ValueError, match=r"weights\.pt is not a fit checkpoint"):
+        fit(_vae(), torch.rand(8, 6), num_epochs=1, checkpoint=path, resume=True, progress=False)
+
+
+@pytest.mark.parametrize("make_loss", [
+    lambda: beta_vae.BetaLoss(4.0, warmup_steps=5),
+    lambda: beta_vae.CapacityLoss(c_max=5.0, num_steps=6, gamma=10.0, warmup_steps=2),
+], ids=["BetaLoss", "CapacityLoss"])
+def test_a_resumed_step_schedule_equals_an_uninterrupted_run(tmp_path, make_loss):
+    x = torch.rand(64, 6)
+    kwargs = dict(batch_size=16, progress=False, seed=1)
+    full = fit(_vae(), x, num_epochs=4, loss_fn=make_loss(), **kwargs)
+    path = tmp_path / "schedule.pt"
+    fit(_vae(), x, num_epochs=2, loss_fn=make_loss(), checkpoint=path, **kwargs)
+    resumed = fit(_vae(), x, num_epochs=4, loss_fn=make_loss(), checkpoint=path, resume=True,
+                  **kwargs)
+    assert resumed.train == full.train
+    with pytest.raises(ValueError, match="trained with a .*Loss loss_fn whose schedule"):
+        fit(_vae(), x, num_epochs=4, checkpoint=path, resume=True, **kwargs)
+
+
+def test_resuming_a_plain_run_with_a_schedule_loss_is_refused(tmp_path):
+    x, path = _resume_setup(tmp_path)
+    with pytest.raises(ValueError, match="trained without a BetaLoss loss_fn"):
+        fit(_vae(), x, num_epochs=2, loss_fn=beta_vae.BetaLoss(2.0), checkpoint=path,
+            resume=True, progress=False)
+
+
+# --------------------------------------------------------------------------- rows 5 and 9
+
+
+@pytest.mark.parametrize("precision, match", [
+    (torch.tensor([[1.0, 2.0], [2.0, 1.0]]), "positive definite"),
+    (torch.tensor([[1.0, 0.5], [0.2, 1.0]]), "symmetric"),
+])
+def test_mean_field_gaussian_refuses_a_precision_that_is_no_gaussian(precision, match):
+    from course_utils import vi
+    with pytest.raises(ValueError, match=match):
+        vi.mean_field_gaussian(torch.zeros(2), precision, torch.ones(2))
+
+
+def test_latent_explorer_names_a_wrong_image_shape():
+    pytest.importorskip("ipywidgets")
+    from course_utils import widgets
+    model = vae.VAE(784, z_dim=2, hidden_dims=(8,))
+    with pytest.raises(ValueError, match=r"\(8, 8\) has 64 pixels but the model's images have "
+                                         r"784; pass image_shape=\(28, 28\)"):
+        widgets.latent_explorer(model, image_shape=(8, 8))
