@@ -22,9 +22,10 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 # Students work in work/ (git-ignored): seeded from notebooks/, never overwritten.
+WORK ?= work
 lab: setup
-	$(PY) -m course_utils.workspace
-	$(VENV)/bin/jupyter lab --notebook-dir=work $(LAB_ARGS)
+	$(PY) -m course_utils.workspace --work-dir $(WORK)
+	$(VENV)/bin/jupyter lab --notebook-dir=$(WORK) $(LAB_ARGS)
 
 test: setup lint
 	$(PY) -m course_utils.authoring student --check

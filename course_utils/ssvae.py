@@ -158,15 +158,26 @@ def classification_weight(num_total: int, num_labeled: int, alpha: float = PAPER
 
 def semi_supervised_loss_fn(x_labeled: torch.Tensor, y_labeled: torch.Tensor, alpha: float,
                             labeled_batch_size: int = 100, binarize: bool = False,
-                            labeled_weight: float = 1.0):
+                            labeled_weight: float = 1.0, labeled_loss_fn=None,
+                            unlabeled_loss_fn=None):
     """A ``fit`` loss on unlabeled batches: J = mean U(x_u) + w·mean L(x_l,y_l) + α·mean CE.
 
     Each step draws ``labeled_batch_size`` labeled pairs (without replacement within a step) to
     go with the unlabeled batch, so the few labels are seen at every step. ``labeled_weight`` w
     scales the labeled bound: 1 weighs a labeled and an unlabeled image alike; the paper's sums
     (eq. 9) give w = N_labeled / N_unlabeled. ``binarize`` resamples binary pixels
-    P(x=1) = x for both batches at every step.
+    P(x=1) = x for both batches at every step. ``labeled_loss_fn(model, x, y, alpha) -> (B,)``
+    (L + α·CE, for w = 1 only) and ``unlabeled_loss_fn(model, x) -> (B,)`` replace the
+    reference ``labeled_loss`` and ``unlabeled_loss`` (notebook 08 trains with yours).
     """
+    for hook, hook_name in ((labeled_loss_fn, "labeled_loss_fn"),
+                            (unlabeled_loss_fn, "unlabeled_loss_fn")):
+        if hook is not None and not callable(hook):
+            raise TypeError(f"{hook_name} must be a function, got {type(hook).__name__}")
+    if labeled_loss_fn is not None and labeled_weight != 1:
+        raise ValueError("labeled_loss_fn weighs the bound and the cross-entropy as one: it "
+                         f"needs labeled_weight=1, got {labeled_weight!r}")
+    unlabeled = unlabeled_loss_fn or unlabeled_loss
     if not isinstance(x_labeled, torch.Tensor) or len(x_labeled) == 0:
         raise ValueError("x_labeled is empty: the semi-supervised loss needs at least one "
                          "labeled image (and its label in y_labeled)")
@@ -182,14 +193,29 @@ def semi_supervised_loss_fn(x_labeled: torch.Tensor, y_labeled: torch.Tensor, al
         y_l = y_labeled[index].to(x.device)
         if binarize:
             x, x_l = dynamic_binarize(x), dynamic_binarize(x_l)
-        neg_elbo_l = -model.elbo(x_l, y_l)  # (B_l,)
-        ce = F.cross_entropy(model.classify(x_l), y_l)
-        u = unlabeled_loss(model, x)  # (B_u,)
+        if labeled_loss_fn is not None:
+            labeled = _per_example(labeled_loss_fn(model, x_l, y_l, alpha), len(x_l),
+                                   "labeled_loss_fn").mean()  # mean L + α·mean CE
+            with torch.no_grad():  # reported, not trained on: the same classifier, no noise
+                ce = F.cross_entropy(model.classify(x_l), y_l)
+            neg_elbo_l = labeled.detach() - alpha * ce
+        else:
+            neg_elbo_l = -model.elbo(x_l, y_l).mean()
+            ce = F.cross_entropy(model.classify(x_l), y_l)
+            labeled = labeled_weight * neg_elbo_l + alpha * ce
+        u = _per_example(unlabeled(model, x), len(x), "unlabeled_loss_fn")  # (B_u,)
         # Kingma et al. 2014, eq. 9: J^α = Σ L(x, y) + Σ U(x) + α·E[-log q(y|x)], as batch means
-        loss = labeled_weight * neg_elbo_l.mean() + alpha * ce + u.mean()
-        return {"loss": loss, "labeled": neg_elbo_l.mean(), "unlabeled": u.mean(), "ce": ce}
+        loss = labeled + u.mean()
+        return {"loss": loss, "labeled": neg_elbo_l, "unlabeled": u.mean(), "ce": ce}
 
     return loss_fn
+
+
+def _per_example(loss: torch.Tensor, batch: int, name: str) -> torch.Tensor:
+    if not isinstance(loss, torch.Tensor) or loss.shape != (batch,):
+        got = tuple(loss.shape) if isinstance(loss, torch.Tensor) else type(loss).__name__
+        raise ValueError(f"{name} must return one loss per example, shape ({batch},), got {got}")
+    return loss
 
 
 # --------------------------------------------------------------------------- classifiers

@@ -34,7 +34,7 @@ def test_labeled_loss_reference_and_alternatives_pass():
 
 def test_labeled_loss_without_alpha():
     assert_fails(check.labeled_loss, lambda m, x, y, a: _labeled(m, x, y, a, alpha_on_ce=False),
-                 "differs", "multiplied by alpha")
+                 "differs", "not weighted by alpha")
 
 
 def test_labeled_loss_adds_the_elbo():

@@ -309,5 +309,5 @@ def test_log_mean_exp_names_the_mistake(wrong, fragments):
 
 
 def test_messages_name_the_input_and_stay_short():
-    message = assert_fails(check.cavi_step, _step(prior=False), "on input 1/8", "x: tensor (8, 2)")
+    message = assert_fails(check.cavi_step, _step(prior=False), "on input 1/8", "x: (8, 2) float64")
     assert "Traceback" not in message

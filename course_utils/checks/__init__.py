@@ -1,7 +1,9 @@
 """Exercise checks: ``check.<exercise>(student_fn)`` prints a pass line or explains the mistake.
 
 Each topic module registers its checks with ``@exercise(notebook)``; this package looks them
-up by name, so ``from course_utils import check`` then ``check.logsumexp(logsumexp)`` works.
+up by name, so ``from course_utils import check`` then ``check.logsumexp(logsumexp)`` works;
+``check.hint("logsumexp")`` gives the next hint and ``check.solution("logsumexp")``, after a try,
+the reference solution from ``solutions/``.
 """
 
 from . import beta_vae, cvae, flows, gmm, iwae, ssvae, vae, vi, welcome  # noqa: F401  (register)
@@ -10,14 +12,16 @@ from .core import (
     CheckFailed,
     Exercise,
     ExerciseNotStarted,
+    hint,
     install_name_error_hint,
+    solution,
     yours_or_reference,
 )
 
 install_name_error_hint()  # in Jupyter: "run the cell that defines it first", not a traceback
 
-__all__ = ["REGISTRY", "CheckFailed", "Exercise", "ExerciseNotStarted", "exercises",
-           "yours_or_reference"]
+__all__ = ["REGISTRY", "CheckFailed", "Exercise", "ExerciseNotStarted", "exercises", "hint",
+           "solution", "yours_or_reference"]
 
 
 def exercises(notebook: str | None = None) -> list[Exercise]:

@@ -140,7 +140,11 @@ def _reference_beta(x, x_logits, mu, logvar, beta):
     return beta_vae.beta_vae_loss(x, x_logits, mu, logvar, beta)
 
 
-@exercise(NOTEBOOK)
+@exercise(NOTEBOOK, hints=(
+    "The same as the VAE's negative ELBO, with the KL term weighted by β.",
+    "Per example: rec = -bernoulli_log_likelihood, kl = gaussian_kl; return batch means, with loss"
+    " = mean(rec + β · kl).",
+))
 def beta_vae_loss(student_fn):
     """Check {"loss": rec + β kl, "rec", "kl"} (batch means) for β in {0, 0.5, 1, 4, 8}."""
     _check_parts("beta_vae_loss", student_fn, _reference_beta, _beta_cases(), _BETA_MISTAKES)
@@ -190,7 +194,11 @@ def _reference_capacity(x, x_logits, mu, logvar, gamma, capacity):
     return beta_vae.capacity_loss(x, x_logits, mu, logvar, gamma, capacity)
 
 
-@exercise(NOTEBOOK)
+@exercise(NOTEBOOK, hints=(
+    "Burgess et al. pin the KL to a target C: the penalty is γ times the distance between the KL "
+    "and C, not the KL itself.",
+    "Take batch means of the reconstruction and of the KL first, then add γ · |KL - C|.",
+))
 def capacity_loss(student_fn):
     """Check {"loss": rec + γ |kl - C|, "rec", "kl"} (batch means), with kl above and below C."""
     _check_parts("capacity_loss", student_fn, _reference_capacity, _capacity_cases(),
@@ -251,7 +259,12 @@ def _mig_cases() -> list[Case]:
     ]
 
 
-@exercise(NOTEBOOK)
+@exercise(NOTEBOOK, hints=(
+    "For each factor (a column of mi), find how much more information the best code holds than the"
+    " second best.",
+    "mi.topk(2, dim=0) gives the best two per column; divide each gap by that factor's entropy and"
+    " average over the factors.",
+))
 def mutual_information_gap(student_fn):
     """Check MIG = mean over factors of (top-1 - top-2 MI over codes) / H(factor)."""
     compare("mutual_information_gap", student_fn, metrics.mutual_information_gap, _mig_cases(),

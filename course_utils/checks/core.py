@@ -67,7 +67,7 @@ class _StudentFacing:
         first, *rest = self.message.splitlines() or [""]
         return [f"{_RED}{_BOLD}✗ {self.exercise}{_RESET}{_RED}: {first}{_RESET}"] + [
             f"  {line}" for line in rest
-        ]
+        ] + [f"  (stuck? check.hint(\"{self.exercise}\") gives a hint)"]
 
 
 class CheckFailed(_StudentFacing, AssertionError):
@@ -105,19 +105,23 @@ def passed(exercise: str, n_cases: int, what: str = "cases match") -> None:
 
 @dataclass(frozen=True)
 class Exercise:
-    """One exercise of the course: its name, its notebook (file stem) and its check."""
+    """One exercise of the course: its name, its notebook (file stem), its check and hints."""
 
     name: str
     notebook: str
     check: Callable[[Callable], None]
+    hints: tuple[str, ...] = ()  # from gentle to specific; none gives the code
 
 
 REGISTRY: dict[str, Exercise] = {}
 _PASSED: dict[str, Callable] = {}  # exercise -> the student's function that last passed its check
+_ATTEMPTED: set[str] = set()  # exercises whose check ran on a started answer in this kernel
+_HINTS_SHOWN: dict[str, int] = {}  # exercise -> how many hint levels have been shown
 
 
-def exercise(notebook: str, name: str | None = None):
-    """Register a check for the exercise of the same name in ``notebook`` (e.g. '00_welcome')."""
+def exercise(notebook: str, name: str | None = None, hints: Sequence[str] = ()):
+    """Register a check for the exercise of the same name in ``notebook`` (e.g. '00_welcome'),
+    with its hints in order (``check.hint(name)`` shows the next one)."""
 
     def register(check_fn: Callable[[Callable], None]) -> Callable[[Callable], None]:
         exercise_name = name or check_fn.__name__
@@ -128,13 +132,80 @@ def exercise(notebook: str, name: str | None = None):
         def check(student_fn: Callable, *args: Any, **kwargs: Any) -> None:
             _PASSED.pop(exercise_name, None)
             _require_callable(exercise_name, student_fn)
-            check_fn(student_fn, *args, **kwargs)
+            try:
+                check_fn(student_fn, *args, **kwargs)
+            except CheckFailed:
+                _ATTEMPTED.add(exercise_name)
+                raise
+            _ATTEMPTED.add(exercise_name)
             _PASSED[exercise_name] = student_fn
 
-        REGISTRY[exercise_name] = Exercise(exercise_name, notebook, check)
+        REGISTRY[exercise_name] = Exercise(exercise_name, notebook, check, tuple(hints))
         return check
 
     return register
+
+
+def _registered(name: Any) -> Exercise:
+    if not isinstance(name, str) or name not in REGISTRY:
+        raise KeyError(f"there is no exercise called {name!r}; the exercises are: "
+                       f"{', '.join(REGISTRY)}") from None
+    return REGISTRY[name]
+
+
+def hint(name: str, level: int | None = None) -> str:
+    """Print the next hint for exercise ``name`` (or hint number ``level``) and return it."""
+    hints = _registered(name).hints
+    if level is None:
+        level = min(_HINTS_SHOWN.get(name, 0) + 1, len(hints) + 1)
+    if isinstance(level, bool) or not isinstance(level, int) or level < 1:
+        raise ValueError(f"level must be 1, 2, ... (the hint number), got {level!r}")
+    _HINTS_SHOWN[name] = max(_HINTS_SHOWN.get(name, 0), min(level, len(hints)))
+    if level > len(hints):
+        text = (f"{name}: no more hints (there are {len(hints)}). "
+                f"check.solution(\"{name}\") shows the solution.")
+    else:
+        more = (f"check.hint(\"{name}\") again for the next one" if level < len(hints)
+                else f"the last one; check.solution(\"{name}\") shows the solution")
+        text = f"{name}, hint {level} of {len(hints)}: {hints[level - 1]}\n({more})"
+    print(text)
+    return text
+
+
+def solution_source(name: str, solutions_dir: str | os.PathLike | None = None) -> str:
+    """The reference body of exercise ``name``, read from its notebook in ``solutions/``."""
+    import json
+    from pathlib import Path
+
+    from ..authoring import ROOT
+
+    entry = _registered(name)
+    path = Path(solutions_dir or ROOT / "solutions") / f"{entry.notebook}.ipynb"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: the solutions come with the course's "
+                                f"repository (git clone it to see them)")
+    for cell in json.loads(path.read_text(encoding="utf-8"))["cells"]:
+        source = "".join(cell["source"])
+        if cell["cell_type"] == "code" and f"def {name}(" in source and "### BEGIN SOLUTION" \
+                in source:
+            lines = [line for line in source.splitlines()
+                     if line.strip() not in ("### BEGIN SOLUTION", "### END SOLUTION")]
+            return "\n".join(lines)
+    raise LookupError(f"no solution cell defines {name} in {path}")
+
+
+def solution(name: str) -> str | None:
+    """Show the reference solution of ``name``, once you have tried (a check run on your
+    answer, or every hint read); returns it."""
+    entry = _registered(name)
+    if name not in _ATTEMPTED and _HINTS_SHOWN.get(name, 0) < len(entry.hints):
+        print(f"{name}: try it first. Write your answer and run check.{name}({name}) (or read "
+              f"every hint with check.hint(\"{name}\")); then check.solution(\"{name}\") "
+              f"shows the solution.")
+        return None
+    source = solution_source(name)
+    print(f"{name}, the solution of solutions/{entry.notebook}.ipynb:\n\n{source}")
+    return source
 
 
 def yours_or_reference(name: str, yours: Any, reference: Callable) -> Callable:
@@ -192,18 +263,36 @@ class Case:
         if self.label:
             return self.label
         names = list(arg_names) + [f"arg{i}" for i in range(len(arg_names), len(self.args))]
-        parts = [f"{n}: {describe_value(v)}" for n, v in zip(names, self.args, strict=False)]
-        parts += [f"{k}={describe_value(v)}" for k, v in self.kwargs.items()]
-        return "; ".join(parts)
+        for ranges in (True, False):  # shorter without the value ranges
+            parts = [f"{n}: {_short(describe_value(v, ranges))}"
+                     for n, v in zip(names, self.args, strict=False)]
+            parts += [f"{k}={_short(describe_value(v, ranges))}" for k, v in self.kwargs.items()]
+            text = "; ".join(parts)
+            if len(text) <= _DESCRIPTION_WIDTH:
+                break
+        limit = 2 * _DESCRIPTION_WIDTH
+        return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
-def describe_value(value: Any) -> str:
+def _short(text: str, width: int = 40) -> str:
+    """One argument's description, cut to width (a model's repr is many lines)."""
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[:width - 1] + "…"
+
+
+_ERROR_LINES = 6  # lines of a torch error shown beyond its first
+_DESCRIPTION_WIDTH = 90  # an input described in one short line
+
+
+def describe_value(value: Any, ranges: bool = True) -> str:
     """'(3, 5) float64 in [-2.1, 3.4]' for tensors, repr for small things."""
     if isinstance(value, torch.Tensor):
         shape = tuple(value.shape)
         dtype = str(value.dtype).replace("torch.", "")
         if value.numel() == 0 or value.dtype == torch.bool:
             return f"tensor {shape} {dtype}"
+        if not ranges:
+            return f"{shape} {dtype}"
         lo, hi = value.min().item(), value.max().item()
         return f"tensor {shape} {dtype} in [{lo:.3g}, {hi:.3g}]"
     if isinstance(value, (list, tuple)) and len(value) > 4:
@@ -276,12 +365,15 @@ def call_student(
         raise ExerciseNotStarted(name) from None
     except Exception as err:  # the student's own error: show where, not our internals
         where = _student_line(err.__traceback__)
-        first = (str(err).strip().splitlines() or [""])[0][:200]
+        first, *rest = [line for line in str(err).strip().splitlines() if line.strip()] or [""]
+        more = "".join(f"\n  {line.strip()}" for line in rest[:_ERROR_LINES])
+        if len(rest) > _ERROR_LINES:
+            more += f"\n  ... ({len(rest) - _ERROR_LINES} more lines)"
         fail(
             name,
-            f"your function raised {type(err).__name__} on input ({case.describe(arg_names)})\n"
+            f"your function raised {type(err).__name__}: {first}{more}\n"
             + (f"at {where}\n" if where else "")
-            + f"{type(err).__name__}: {first}",
+            + f"on input ({case.describe(arg_names)})",
         )
     for i, (before, after) in enumerate(zip(case.args, args, strict=False)):
         if _changed(before, after):

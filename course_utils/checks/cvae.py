@@ -61,7 +61,12 @@ def _one_hot_cases() -> list[Case]:
     ]
 
 
-@exercise(NOTEBOOK)
+@exercise(NOTEBOOK, hints=(
+    "Start from a (B, num_classes) tensor of zeros and put a single 1 in each row, at the column "
+    "its label names.",
+    "Index with two index tensors, rows torch.arange(B) and columns y; keep y's device, and return"
+    " float32.",
+))
 def one_hot(student_fn):
     """Check ``one_hot(y, num_classes) -> (B, num_classes)`` float rows with a single 1."""
     cases = _one_hot_cases()
@@ -139,7 +144,12 @@ def _elbo_cases() -> list[Case]:
     return cases
 
 
-@exercise(NOTEBOOK)
+@exercise(NOTEBOOK, hints=(
+    "The VAE's ELBO with the label given to both the encoder and the decoder: encode (x, y), "
+    "sample z, decode (z, y).",
+    "The model wants the label as a one-hot row (your one_hot); the ELBO per example is "
+    "bernoulli_log_likelihood(x, logits) - gaussian_kl(mu, logvar).",
+))
 def conditional_elbo(student_fn):
     """Check ``conditional_elbo(model, x, y) -> (B,)`` on near-deterministic CVAEs, then that z is
     sampled."""
@@ -191,7 +201,12 @@ def _square_corners(name: str, mask: torch.Tensor, shape, size: int, on: str) ->
     return torch.stack([top, left], 1)
 
 
-@exercise(NOTEBOOK)
+@exercise(NOTEBOOK, hints=(
+    "For each image, choose the square's top-left corner uniformly among the positions where the "
+    "whole square fits, and mark its pixels 0, the rest 1.",
+    "Corners range over 0 .. H - size (inclusive); compare row and column index grids "
+    "(torch.arange) with each corner by broadcasting, then flatten to (B, H*W).",
+))
 def random_mask(student_fn):
     """Check ``random_mask(batch_size, image_shape, size) -> (B, H*W)``: one uniform square each."""
     name = "random_mask"
@@ -285,7 +300,12 @@ def _inpaint_cases() -> list[Case]:
     return cases
 
 
-@exercise(NOTEBOOK)
+@exercise(NOTEBOOK, hints=(
+    "Encode the masked image with the mask, decode the mean code, and keep the visible pixels of "
+    "x: only the hidden ones come from the model.",
+    "Use z = μ (no sampling) and the decoder's probabilities, sigmoid(logits); combine as mask · x"
+    " + (1 - mask) · probabilities.",
+))
 def inpaint(student_fn):
     """Check ``inpaint(model, x, mask) -> (B, D)`` against the reference fill-in."""
     compare("inpaint", student_fn, cvae.inpaint, _inpaint_cases(), arg_names=_INPAINT_ARGS,

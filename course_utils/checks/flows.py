@@ -119,7 +119,12 @@ def _check_differentiable(student_fn) -> None:
                  "parameters are trained through it.")
 
 
-@exercise("09_beyond")
+@exercise("09_beyond", hints=(
+    "Three steps: constrain u to û (so that wᵀû > -1), apply f(z) = z + û tanh(wᵀz + b), and "
+    "compute log |1 + ûᵀψ(z)| with ψ(z) = (1 - tanh²(wᵀz + b)) w.",
+    "û = u + (m(wᵀu) - wᵀu) w / ||w||² with m(a) = -1 + softplus(a); keep the sums over the last "
+    "dimension with keepdim=True where they multiply vectors.",
+))
 def planar_flow(student_fn):
     """Check ``planar_flow(z, w, u, b) -> (z_new, log_det)`` on shared and amortised parameters."""
     _check_differentiable(student_fn)

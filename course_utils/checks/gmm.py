@@ -114,6 +114,12 @@ _DENSITY_MISTAKES = [
             - _half_log_det(c)),
     Mistake("only the diagonal of Σ was used; the off-diagonal terms (correlations) matter.",
             lambda x, m, c: gmm.gaussian_log_density(x, m, torch.diag_embed(c.diagonal()))),
+    Mistake("the log-determinant enters with a minus sign: log N has -½ log|Σ|.",
+            lambda x, m, c: (lambda d, q, h: -0.5 * (d * LOG_2PI + q) + h)(
+                *_density_parts(x, m, c))),
+    Mistake("D is the dimension of a point, x.shape[1]; x.shape[0] is the number of points N.",
+            lambda x, m, c: (lambda d, q, h: -0.5 * (x.shape[0] * LOG_2PI + q) - h)(
+                *_density_parts(x, m, c))),
     Mistake("this is the density itself; return its logarithm.",
             lambda x, m, c: gmm.gaussian_log_density(x, m, c).exp()),
     Mistake("a sign is flipped: the quadratic term lowers the log-density.",
@@ -137,7 +143,12 @@ def _density_cases() -> list[Case]:
     return cases
 
 
-@exercise("01_latent_variable_models")
+@exercise("01_latent_variable_models", hints=(
+    "Write log N(x | μ, Σ) = -½ [D log 2π + log det Σ + (x - μ)ᵀ Σ⁻¹ (x - μ)] and compute each of "
+    "the three terms for all rows at once.",
+    "A Cholesky factor Σ = L Lᵀ gives both: log det Σ = 2 Σ log diag(L), and the quadratic form is"
+    " ||L⁻¹(x - μ)||² (torch.linalg.solve_triangular), never an explicit inverse.",
+))
 def gaussian_log_density(student_fn):
     """Check log N(x | mean, cov) (N,) against the reference on correlated, tiny, huge inputs."""
     compare("gaussian_log_density", student_fn, gmm.gaussian_log_density, _density_cases(),
@@ -198,7 +209,12 @@ def _cov_hint(sample_cov, cov):
     return best if distance(sample_cov, candidates[best]) < 0.1 else ""
 
 
-@exercise("01_latent_variable_models")
+@exercise("01_latent_variable_models", hints=(
+    "Ancestral sampling: first draw every component index z from Cat(weights), then draw each x "
+    "from the Gaussian of its own component.",
+    "torch.multinomial(weights, n, replacement=True) draws the z; for x, take standard normal ε "
+    "and map it with the Cholesky factor of covs[z]: μ_z + L_z ε.",
+))
 def gmm_sample(student_fn):
     """Check shapes, dtypes, reproducibility, and the statistics of many samples."""
     name = "gmm_sample"
@@ -222,6 +238,10 @@ def gmm_sample(student_fn):
     if torch.equal(other[0], x):
         fail(name, "your samples are the same for every random seed; they must be random "
                    "(draw z and the noise with torch's random functions).")
+    if torch.equal(other[1], z) or bool((z[1:] >= z[:-1]).all()):
+        fail(name, "your z is not random: it is the same for every seed, or it comes in order "
+                   "(all the 0s, then the 1s, ...). Each z_n must be drawn from Cat(π) on its "
+                   "own, independently of the others.")
     _check_sample_statistics(name, x, z, weights, means, covs)
     passed(name, 6, "checks pass (shapes, reproducibility, frequencies, means, covariances)")
 
@@ -280,7 +300,12 @@ _LL_MISTAKES = [
 ]
 
 
-@exercise("01_latent_variable_models")
+@exercise("01_latent_variable_models", hints=(
+    "For each point, the log of a sum over components of π_k N(x | μ_k, Σ_k); then add the points "
+    "up. Work with logs throughout.",
+    "Build an (N, K) table of log π_k + log N(x_n | μ_k, Σ_k) and reduce over k with "
+    "torch.logsumexp, not with exp-then-log.",
+))
 def gmm_log_likelihood(student_fn):
     """Check Σ_n log Σ_k π_k N(x_n | μ_k, Σ_k) (a scalar sum) on typical and far-away points."""
     compare("gmm_log_likelihood", student_fn, gmm.gmm_log_likelihood,
@@ -316,7 +341,11 @@ _E_STEP_MISTAKES = [
 ]
 
 
-@exercise("02_em")
+@exercise("02_em", hints=(
+    "r_nk is p(z_n = k | x_n): the joint π_k N(x_n | μ_k, Σ_k), normalised over k for each point.",
+    "Normalise in log space: from the (N, K) log-joint subtract its logsumexp over k "
+    "(keepdim=True), then exponentiate. Each row must sum to 1.",
+))
 def e_step(student_fn):
     """Check the responsibilities r (N, K) = p(z=k | x) on typical and far-away points."""
     compare("e_step", student_fn, gmm.e_step, _mixture_cases("e_step"), arg_names=_MIXTURE_ARGS,
@@ -382,6 +411,11 @@ _M_STEP_MISTAKES = [
                 x, r, mu, torch.full_like(nk, x.shape[0])))),
     Mistake("the maximum-likelihood covariance divides by N_k, not N_k - 1.",
             _m_variant(covs=lambda x, r, nk, mu: _weighted_cov(x, r, mu, nk - 1))),
+    Mistake("torch.cov divides by an unbiased normaliser by default (correction=1); the "
+            "maximum-likelihood covariance needs correction=0.",
+            _m_variant(covs=lambda x, r, nk, mu: torch.stack([
+                torch.cov(x.T, aweights=r[:, k]).reshape(x.shape[1], x.shape[1])
+                for k in range(r.shape[1])]))),
     Mistake("each point's outer product must be weighted by its responsibility r_nk.",
             _m_variant(covs=lambda x, r, nk, mu: _weighted_cov(x, torch.ones_like(r), mu, nk))),
     Mistake("the covariances are missing their weights' normalisation: divide by N_k.",
@@ -389,7 +423,12 @@ _M_STEP_MISTAKES = [
 ]
 
 
-@exercise("02_em")
+@exercise("02_em", hints=(
+    "With N_k = Σ_n r_nk: the weight is N_k / N, the mean is the r-weighted average of the points,"
+    " the covariance the r-weighted average of the outer products around the NEW mean.",
+    "resp.T @ x gives the weighted sums (K, D); for the covariances, centre x on each new mean (a "
+    "(K, N, D) tensor) and weigh the outer products by r_nk before dividing by N_k.",
+))
 def m_step(student_fn):
     """Check (weights (K,), means (K, D), covs (K, D, D)) from x and soft or hard resp."""
     compare("m_step", student_fn, gmm.m_step, _resp_cases("m_step"), arg_names=("x", "resp"),
@@ -440,7 +479,12 @@ _ELBO_MISTAKES = [
 ]
 
 
-@exercise("02_em")
+@exercise("02_em", hints=(
+    "The ELBO is E_r[log p(x, z)] + H(r): a sum over points and components of r_nk times (log π_k "
+    "+ log N(x_n | μ_k, Σ_k) - log r_nk).",
+    "A responsibility of exactly 0 must contribute 0, not 0 · (-inf) = nan: torch.special.xlogy(r,"
+    " r) computes r log r with that convention.",
+))
 def gmm_elbo(student_fn):
     """Check the ELBO (a scalar sum) for random, posterior and hard responsibilities."""
     compare("gmm_elbo", student_fn, gmm.gmm_elbo, _elbo_cases(),

@@ -121,7 +121,12 @@ def _weight_cases() -> list[Case]:
     ]
 
 
-@exercise(NOTEBOOK)
+@exercise(NOTEBOOK, hints=(
+    "Three log densities per sample and image: log p(x | z) (Bernoulli, from logits), log p(z) "
+    "(standard normal) and log q(z | x) (diagonal normal); sum each over its last dimension.",
+    "x has shape (B, D) but the logits (k, B, D): expand x to the logits' shape; mu and logvar (B,"
+    " Z) broadcast against z (k, B, Z) as they are.",
+))
 def log_importance_weights(student_fn):
     """Check ``log_importance_weights(x, x_logits, z, mu, logvar) -> (k, B)`` (the reference)."""
     compare("log_importance_weights", student_fn, iwae.log_importance_weights, _weight_cases(),
@@ -176,7 +181,10 @@ def _bound_cases() -> list[Case]:
     ]
 
 
-@exercise(NOTEBOOK)
+@exercise(NOTEBOOK, hints=(
+    "The bound is the log of the average of the k weights, and the weights are given as logs.",
+    "Use torch.logsumexp over dim 0 and subtract log k: never exponentiate log_w directly.",
+))
 def iwae_bound(student_fn):
     """Check ``iwae_bound(log_w (k, B)) -> (B,)`` against the reference."""
     compare("iwae_bound", student_fn, iwae.iwae_bound, _bound_cases(), arg_names=("log_w",),

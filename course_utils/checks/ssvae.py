@@ -56,11 +56,11 @@ def _alpha_on_elbo(model, x, y, alpha):
 
 
 _LABELED_MISTAKES = [
-    Mistake("the cross-entropy term must be multiplied by alpha: L(x,y) + alpha * (-log q(y|x)).",
-            _labeled_variant(alpha_on_ce=False)),
+    Mistake("the cross-entropy term is not weighted by alpha; alpha is the weight of the "
+            "classification term.", _labeled_variant(alpha_on_ce=False)),
     Mistake("alpha weights the classification term, not the ELBO.", _alpha_on_elbo),
-    Mistake("L(x, y) is the negative ELBO: the loss is -model.elbo(x, y) + alpha * "
-            "cross-entropy, you added the ELBO.", _labeled_variant(elbo_weight=1.0)),
+    Mistake("L(x, y) is the negative ELBO, a loss to minimise; your term has the ELBO's "
+            "sign.", _labeled_variant(elbo_weight=1.0)),
     Mistake("the -ELBO term is missing: the labeled loss trains the VAE as well as the "
             "classifier.", _labeled_variant(elbo_weight=0.0)),
     Mistake("F.cross_entropy expects logits (it applies log_softmax itself); you gave it "
@@ -69,6 +69,9 @@ _LABELED_MISTAKES = [
                                                               reduction="none"))),
     Mistake("the classification loss is -log q(y|x) (a log-probability), not -q(y|x).",
             _labeled_variant(ce=lambda lg, y: -lg.softmax(-1).gather(1, y[:, None]).squeeze(1))),
+    Mistake("F.cross_entropy averages over the batch by default: with reduction='none' it "
+            "gives one value per example, to add to each example's -ELBO.",
+            _labeled_variant(ce=lambda lg, y: F.cross_entropy(lg, y).expand(len(y)))),
     Mistake("return one value per example, shape (B,): the training loop takes the mean "
             "(use reduction='none' in F.cross_entropy).",
             lambda model, x, y, alpha: ssvae.labeled_loss(model, x, y, alpha).mean()),
@@ -86,7 +89,12 @@ def _labeled_cases() -> list[Case]:
     return cases
 
 
-@exercise(NOTEBOOK)
+@exercise(NOTEBOOK, hints=(
+    "Two terms per example: the negative bound -ELBO(x, y) and α times the classifier's cross-"
+    "entropy on the true label.",
+    'model.elbo(x, y) is the bound; F.cross_entropy(model.classify(x), y, reduction="none") keeps '
+    "one value per example.",
+))
 def labeled_loss(student_fn):
     """Check ``labeled_loss(model, x, y, alpha) -> (B,)`` against the reference (eq. 9)."""
     compare("labeled_loss", student_fn, ssvae.labeled_loss, _labeled_cases(),
@@ -101,7 +109,8 @@ def _q_parts(model, x, dim=-1):
     return logits, F.log_softmax(logits, dim=dim), F.softmax(logits, dim=dim)
 
 
-def _unlabeled_variant(weights="q", entropy_sign=-1.0, dim=-1, naive_log=False):
+def _unlabeled_variant(weights="q", entropy_sign=-1.0, dim=-1, naive_log=False,
+                       entropy_of_logits=False):
     def fn(model, x):
         logits, log_q, q = _q_parts(model, x, dim)
         if naive_log:
@@ -109,7 +118,7 @@ def _unlabeled_variant(weights="q", entropy_sign=-1.0, dim=-1, naive_log=False):
         neg_elbo = -_elbos(model, x)
         w = {"q": q, "none": torch.ones_like(q), "mean": torch.full_like(q, 1 / _K),
              "logits": logits}[weights]
-        entropy = -(q * log_q).sum(-1)
+        entropy = -(q * (logits if entropy_of_logits else log_q)).sum(-1)
         return (w * neg_elbo).sum(-1) + entropy_sign * entropy
     return fn
 
@@ -143,6 +152,8 @@ _UNLABELED_MISTAKES = [
     Mistake("there is no classification loss on unlabeled data: a cross-entropy against the "
             "predicted class only makes q more confident. Keep Σ_y q·(-ELBO) - H(q).",
             _pseudo_label_ce),
+    Mistake("the entropy is -Σ q log q with the log-probabilities log q = log_softmax(logits), "
+            "not the raw logits.", _unlabeled_variant(entropy_of_logits=True)),
     Mistake("q·log q gives nan when q underflows to 0: take log q from F.log_softmax(logits).",
             _unlabeled_variant(naive_log=True)),
 ]
@@ -161,7 +172,12 @@ def _unlabeled_cases() -> list[Case]:
     return cases
 
 
-@exercise(NOTEBOOK)
+@exercise(NOTEBOOK, hints=(
+    "y is unknown: average -ELBO(x, y) over every class y, weighted by q(y | x), and subtract the "
+    "entropy of q(y | x).",
+    "Build a (B, K) table of -ELBO(x, k) for each class k (torch.full for the labels), take q from"
+    " a log_softmax of the classifier's logits, and reduce over k.",
+))
 def unlabeled_loss(student_fn):
     """Check ``unlabeled_loss(model, x) -> (B,)`` (eq. 7, y enumerated) against the reference."""
     compare("unlabeled_loss", student_fn, ssvae.unlabeled_loss, _unlabeled_cases(),

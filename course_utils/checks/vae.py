@@ -41,6 +41,9 @@ _KL_MISTAKES = [
     Mistake("exp(logvar) is the variance σ², not the standard deviation σ: check every place "
             "where you use σ or σ².",
             lambda mu, lv: 0.5 * (mu.pow(2) + (2 * lv).exp() - 1 - 2 * lv).sum(-1)),
+    Mistake("logvar is the log of the variance, not the variance: σ² = exp(logvar) and "
+            "log σ² = logvar (log of a negative logvar is nan).",
+            lambda mu, lv: 0.5 * (mu.pow(2) + lv - 1 - torch.log(lv)).sum(-1)),
     Mistake("the closed form has a factor 1/2 in front of the sum.",
             lambda mu, lv: (mu.pow(2) + lv.exp() - 1 - lv).sum(-1)),
     Mistake("the sign is flipped: a KL divergence is never negative. The lecture's formula "
@@ -81,7 +84,12 @@ def _kl_cases() -> list[Case]:
     ]
 
 
-@exercise(NOTEBOOK)
+@exercise(NOTEBOOK, hints=(
+    "Both Gaussians are diagonal, so the KL is a sum of one-dimensional KLs, one per latent "
+    "dimension; return one number per example.",
+    "Per dimension, KL(N(μ, σ²) || N(0, 1)) = ½ (μ² + σ² - 1 - log σ²); remember that exp(logvar) "
+    "is σ².",
+))
 def gaussian_kl(student_fn):
     """Check KL(N(mu, diag e^logvar) || N(0, I)) per example against the closed form."""
     compare("gaussian_kl", student_fn, vae.gaussian_kl, _kl_cases(),
@@ -109,6 +117,9 @@ _BERNOULLI_MISTAKES = [
             "and F.binary_cross_entropy clips the log at -100). Compute from the logits (e.g. "
             "F.binary_cross_entropy_with_logits or F.logsigmoid).",
             lambda x, l: -F.binary_cross_entropy(torch.sigmoid(l), x, reduction="none").sum(-1)),
+    Mistake("log(1 + exp(l)) overflows to inf for large logits (exp(100) is inf in float32): "
+            "use F.softplus(l), or F.binary_cross_entropy_with_logits, which stay finite.",
+            lambda x, l: (x * l - torch.log1p(torch.exp(l))).sum(-1)),
     Mistake("this is the binary cross-entropy, the negative of the log-likelihood: flip "
             "the sign.",
             lambda x, l: F.binary_cross_entropy_with_logits(l, x, reduction="none").sum(-1)),
@@ -151,7 +162,12 @@ def _bernoulli_cases() -> list[Case]:
     ]
 
 
-@exercise(NOTEBOOK)
+@exercise(NOTEBOOK, hints=(
+    "log Bern(x | p) = x log p + (1 - x) log(1 - p) with p = sigmoid(logit): sum it over the "
+    "pixels of each image.",
+    "Never take sigmoid then log (it overflows for large logits): "
+    'F.binary_cross_entropy_with_logits(..., reduction="none") is -log Bern, computed stably.',
+))
 def bernoulli_log_likelihood(student_fn):
     """Check Σ_d log Bern(x_d | sigmoid(logits_d)) on binary and grey images, huge logits."""
     compare("bernoulli_log_likelihood", student_fn, vae.bernoulli_log_likelihood,
@@ -183,6 +199,10 @@ def _gauss(x, m, lv, *, const=True, half_logvar=True, half_square=True, std_is_e
 _GAUSSIAN_MISTAKES = [
     Mistake("exp(logvar) is the variance σ², not the standard deviation σ.",
             lambda x, m, lv: _gauss(x, m, lv, std_is_exp=True)),
+    Mistake("logvar is the log of the variance, not the variance: σ² = exp(logvar) (log of a "
+            "negative logvar is nan).",
+            lambda x, m, lv: -0.5 * (LOG_2PI + torch.log(torch.as_tensor(lv, dtype=x.dtype))
+                                     + (x - m).pow(2) / lv).sum(-1)),
     Mistake("the constant -1/2 log(2π) per pixel is missing (it matters when comparing "
             "likelihoods across models).",
             lambda x, m, lv: _gauss(x, m, lv, const=False)),
@@ -221,7 +241,11 @@ def _gaussian_cases() -> list[Case]:
     ]
 
 
-@exercise(NOTEBOOK)
+@exercise(NOTEBOOK, hints=(
+    "log N(x | m, σ²) = -½ (log 2π + log σ² + (x - m)² / σ²) per pixel; sum over pixels.",
+    "logvar may be a Python float: turn it into a tensor of x's dtype and device (torch.as_tensor)"
+    " before using it.",
+))
 def gaussian_log_likelihood(student_fn):
     """Check Σ_d log N(x_d | mean_d, e^logvar_d) with tensor, per-pixel and float logvar."""
     compare("gaussian_log_likelihood", student_fn, vae.gaussian_log_likelihood,
@@ -260,7 +284,7 @@ _ELBO_MISTAKES = [
     Mistake("beta weights the KL term, not the reconstruction term.",
             _elbo_mistake(_rec, _kl, lambda r, k, b: _triple((b * r + k).mean(), r.mean(),
                                                              k.mean()))),
-    Mistake("beta is ignored: the loss is rec + beta * kl.",
+    Mistake("beta is ignored: it must weight the KL term of the loss.",
             _elbo_mistake(_rec, _kl, lambda r, k, b: _triple((r + k).mean(), r.mean(),
                                                              k.mean()))),
     Mistake("the KL is added to the loss, not subtracted: -ELBO = -E[log p(x|z)] + KL.",
@@ -306,7 +330,12 @@ def _reference_elbo(*args, **kwargs):
     return out["loss"], out["rec"], out["kl"]
 
 
-@exercise(NOTEBOOK)
+@exercise(NOTEBOOK, hints=(
+    "-ELBO = reconstruction term + β · KL, per example; the dictionary holds batch means of the "
+    "total and of each part.",
+    "Reuse your bernoulli_log_likelihood (rec = minus it) and gaussian_kl, each of shape (B,); "
+    "take the means only at the end.",
+))
 def negative_elbo(student_fn):
     """Check the dict {"loss", "rec", "kl"} of batch means, with several values of beta."""
     name, arg_names = "negative_elbo", ("x", "x_logits", "mu", "logvar")
@@ -455,7 +484,11 @@ def _reparam_gradients(name: str, student_fn) -> None:
                    "with σ = exp(logvar / 2): look at how σ is computed from logvar.")
 
 
-@exercise(NOTEBOOK)
+@exercise(NOTEBOOK, hints=(
+    "Write z as a deterministic function of (μ, log σ²) and noise ε that does not depend on them, "
+    "so gradients flow to μ and log σ².",
+    "ε = torch.randn_like(mu); the standard deviation is exp(logvar / 2), not exp(logvar).",
+))
 def reparameterize(student_fn):
     """Check z ~ N(mu, e^logvar): moments, fresh torch noise, gradients, shape/dtype/device."""
     name = "reparameterize"
@@ -542,7 +575,12 @@ def _sf_reference(f, mu, logvar, num_samples):
     return vae.score_function_gradient(f, mu, logvar, num_samples)
 
 
-@exercise(NOTEBOOK)
+@exercise(NOTEBOOK, hints=(
+    "REINFORCE: ∇ E_q[f(z)] = E_q[f(z) ∇ log q(z)]. Draw the samples, then multiply f(z) by the "
+    "score of each parameter.",
+    "For q = N(μ, σ²): ∂ log q / ∂μ = (z - μ) / σ² and ∂ log q / ∂ logvar = ½ ((z - μ)² / σ² - 1)."
+    " f(z) must not carry gradients (detach it).",
+))
 def score_function_gradient(student_fn):
     """Check per-sample REINFORCE estimates: unbiased on three f's, fresh noise, shapes."""
     name, arg_names = "score_function_gradient", ("f", "mu", "logvar", "num_samples")

@@ -122,7 +122,12 @@ def _kl_cases() -> list[Case]:
     ]
 
 
-@exercise(NOTEBOOK)
+@exercise(NOTEBOOK, hints=(
+    "KL(N₁ || N₂) = ½ [tr(Σ₂⁻¹Σ₁) + (μ₂ - μ₁)ᵀ Σ₂⁻¹ (μ₂ - μ₁) - D + log det Σ₂ - log det Σ₁]; "
+    "compute each term with batch dimensions in front.",
+    "With Cholesky factors L₁, L₂: tr(Σ₂⁻¹Σ₁) = ||L₂⁻¹ L₁||²_F and the quadratic term is ||L₂⁻¹(μ₂"
+    " - μ₁)||², both via solve_triangular; log det Σ = 2 Σ log diag(L).",
+))
 def kl_mvn(student_fn):
     """Check KL(N(mu1, cov1) || N(mu2, cov2)) on batched, identical, huge and tiny Gaussians."""
     compare("kl_mvn", student_fn, vi.kl_mvn, _kl_cases(),
@@ -208,7 +213,12 @@ def _mf_cases() -> list[Case]:
     ]
 
 
-@exercise(NOTEBOOK)
+@exercise(NOTEBOOK, hints=(
+    "For a Gaussian target, the optimal factor q_i is Gaussian with variance 1 / Λ_ii: only the "
+    "precision's diagonal entry sets it.",
+    "Its mean is μ_i shifted by how far the other coordinate's mean is from μ_j, scaled by -Λ_ij /"
+    " Λ_ii (Bishop, PRML eq. 10.13).",
+))
 def mean_field_update(student_fn):
     """Check the optimal factor q_i = N(mean_i, var_i) of a 2-D Gaussian given E[z_j]."""
     compare("mean_field_update", student_fn, vi.mean_field_update, _mf_cases(),
@@ -287,7 +297,12 @@ def _step_cases() -> list[Case]:
     ]
 
 
-@exercise(NOTEBOOK)
+@exercise(NOTEBOOK, hints=(
+    "Update in order: the assignments φ from the current means, then the means' variances s² and "
+    "means m from the new φ.",
+    "log φ_ik = x_iᵀ m_k - ½ (||m_k||² + D s²_k) up to a constant, normalised with a softmax over "
+    "k; then s²_k = 1 / (1/σ² + Σ_i φ_ik) and m_k = s²_k Σ_i φ_ik x_i.",
+))
 def cavi_step(student_fn):
     """Check one CAVI sweep (phi, then m and s2) for the Bayesian mixture of Gaussians."""
     compare("cavi_step", student_fn, vi.cavi_step, _step_cases(),
@@ -371,7 +386,12 @@ def _elbo_cases() -> list[Case]:
     ]
 
 
-@exercise(NOTEBOOK)
+@exercise(NOTEBOOK, hints=(
+    "The ELBO has five parts: E[log p(μ)], E[log p(c)], E[log p(x | c, μ)], and the entropies of "
+    "q(c) and of q(μ). Each has a closed form under the variational factors.",
+    "E||x_i - μ_k||² = ||x_i - m_k||² + D s²_k, and E||μ_k||² = ||m_k||² + D s²_k; the entropy of "
+    "N(m, s² I) in D dimensions is ½ D (1 + log 2π + log s²).",
+))
 def cavi_elbo(student_fn):
     """Check the ELBO of the Bayesian mixture of Gaussians, constants included."""
     compare("cavi_elbo", student_fn, vi.cavi_elbo, _elbo_cases(),
@@ -422,7 +442,11 @@ def _lme_cases() -> list[Case]:
     ]
 
 
-@exercise(NOTEBOOK)
+@exercise(NOTEBOOK, hints=(
+    "A mean is a sum divided by n: start from the stable log-sum-exp of notebook 00.",
+    "Subtract the maximum along `dim` before exponentiating, average instead of summing, and add "
+    "the maximum back after the log.",
+))
 def log_mean_exp(student_fn):
     """Check a stable ``log_mean_exp(x, dim)`` on small, huge and very negative inputs."""
     compare("log_mean_exp", student_fn, numerics.log_mean_exp, _lme_cases(),

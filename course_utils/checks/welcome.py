@@ -50,7 +50,12 @@ def _cases() -> list[Case]:
     ]
 
 
-@exercise("00_welcome")
+@exercise("00_welcome", hints=(
+    "Subtract the largest value along `dim` before exponentiating, so that nothing overflows; "
+    "remember to account for what you subtracted.",
+    "`x.amax(dim=dim, keepdim=True)` keeps the dimension so it broadcasts against x; squeeze it "
+    "away before you add it to the result, which has `dim` removed.",
+))
 def logsumexp(student_fn):
     """Check a stable ``logsumexp(x, dim)`` against the reference on small and huge inputs."""
     compare("logsumexp", student_fn, numerics.logsumexp, _cases(), arg_names=("x", "dim"),
