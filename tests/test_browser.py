@@ -31,7 +31,8 @@ RUN_ALL_TIMEOUT_S = 420
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update",
                  "--disable-sync"]
-WRONG_KL = "def gaussian_kl(mu, logvar):\n    return (mu.pow(2) + logvar.exp() - 1 - logvar).sum(-1)\n"
+WRONG_KL = ("def gaussian_kl(mu, logvar):\n"
+            "    return (mu.pow(2) + logvar.exp() - 1 - logvar).sum(-1)\n")
 RIGHT_KL = ("def gaussian_kl(mu, logvar):\n"
             "    return 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(-1)\n")
 

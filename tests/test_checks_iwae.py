@@ -154,4 +154,5 @@ def test_log_importance_weights_without_broadcasting_x_reports_the_students_erro
         log_px = -F.binary_cross_entropy_with_logits(l, x, reduction="none").sum(-1)
         return log_px + _log_prior(z) - _log_normal(z, mu, lv)
 
-    assert_fails(check.log_importance_weights, no_broadcast, "raised ValueError", "x: (3, 6) float32")
+    assert_fails(check.log_importance_weights, no_broadcast, "raised ValueError",
+                 "x: (3, 6) float32")
