@@ -23,9 +23,11 @@ setup: $(STAMP)
 
 # Students work in work/ (git-ignored): seeded from notebooks/, never overwritten.
 WORK ?= work
+# JupyterLab refuses to start as root (a container's default user) without --allow-root.
+ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
 lab: setup
 	$(PY) -m course_utils.workspace --work-dir $(WORK)
-	$(VENV)/bin/jupyter lab --notebook-dir=$(WORK) $(LAB_ARGS)
+	$(VENV)/bin/jupyter lab --notebook-dir=$(WORK) $(ROOT_FLAG) $(LAB_ARGS)
 
 test: setup lint
 	$(PY) -m course_utils.authoring student --check
