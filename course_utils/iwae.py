@@ -8,6 +8,8 @@ Autoencoders", ICLR; arXiv 2015).
 - ``estimate_log_likelihood``: log p(x) with k = 5000 samples, in chunks, without running out
   of memory.
 - ``posterior_mean_variance``, ``active_units``, ``kl_per_dimension``: posterior collapse.
+- ``gaussian_log_weights``, ``local_gaussian_posterior``: the amortisation gap (Cremer, Li &
+  Duvenaud 2018): the best Gaussian q for each x alone, against the encoder's.
 - ``LinearGaussian``: a toy model whose log p(x) is known exactly, to see the bounds converge.
 """
 
@@ -205,6 +207,71 @@ def kl_per_dimension(model, x: torch.Tensor, batch_size: int = 1000) -> torch.Te
         return torch.cat(parts).mean(0).to(x.device)
 
 
+# --------------------------------------------------------------------------- amortisation gap
+
+
+def _require_gaussian_model(model, x, mu, logvar) -> None:
+    if not callable(getattr(model, "log_likelihood", None)):
+        raise TypeError(f"model must have log_likelihood(x, z) -> log p(x|z), got "
+                        f"{type(model).__name__}")
+    for value, name in ((x, "x"), (mu, "mu"), (logvar, "logvar")):
+        _require_tensor(value, name, 2)
+        _require_finite(value, name)
+    if mu.shape != logvar.shape or mu.shape[0] != x.shape[0]:
+        raise ValueError(f"mu and logvar must have shape (B, Z) with B = {x.shape[0]}, got "
+                         f"{tuple(mu.shape)} and {tuple(logvar.shape)}")
+
+
+def _gaussian_log_weights(model, x, mu, logvar, k: int) -> torch.Tensor:
+    eps = torch.randn((k, *mu.shape), dtype=mu.dtype, device=mu.device)
+    z = mu + torch.exp(0.5 * logvar) * eps  # (k, B, Z), reparameterised
+    log_q = -0.5 * (LOG_2PI + logvar + eps.pow(2)).sum(-1)  # (k, B)
+    log_prior = -0.5 * (LOG_2PI + z.pow(2)).sum(-1)  # (k, B), p(z) = N(0, I)
+    return model.log_likelihood(x, z) + log_prior - log_q
+
+
+def gaussian_log_weights(model, x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor,
+                         k: int) -> torch.Tensor:
+    """log p(x, z_i) - log q(z_i) for z_i ~ q = N(mu, diag e^logvar), any q, prior N(0, I).
+
+    x (B, D), mu and logvar (B, Z) -> (k, B); the model needs log_likelihood(x, z (k, B, Z)).
+    Their mean is the ELBO of that q, their log-mean-exp an importance-sampled log p(x).
+    """
+    _require_gaussian_model(model, x, mu, logvar)
+    _require_positive_int(k, "k")
+    return _gaussian_log_weights(model, x, mu, logvar, k)
+
+
+def local_gaussian_posterior(
+    model, x: torch.Tensor, num_steps: int = 300, num_samples: int = 16, lr: float = 0.05
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The diagonal Gaussian q that maximises each x's own ELBO: x (B, D) -> mu, logvar (B, Z).
+
+    Starts from the encoder's q and runs Adam on (mu, logvar) alone, the model fixed: what an
+    encoder could reach if it did not have to serve every x (Cremer, Li & Duvenaud 2018).
+    """
+    _require_positive_int(num_steps, "num_steps")
+    _require_positive_int(num_samples, "num_samples")
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0:
+        raise ValueError(f"lr must be a positive number, got {lr!r}")
+    if not callable(getattr(model, "encode", None)):
+        raise TypeError(f"model must have encode(x) -> (mu, logvar), got {type(model).__name__}")
+    with torch.no_grad():
+        start = model.encode(x)
+    _require_gaussian_model(model, x, *start)
+    mu, logvar = (t.detach().clone().requires_grad_(True) for t in start)
+    optimizer = torch.optim.Adam([mu, logvar], lr=lr)
+    with torch.enable_grad():
+        for _ in range(num_steps):
+            # each x's ELBO depends on its own (mu, logvar) only: the sum optimises all at once
+            neg_elbo = -_gaussian_log_weights(model, x, mu, logvar, num_samples).mean(0).sum()
+            grads = torch.autograd.grad(neg_elbo, [mu, logvar])  # the model's weights untouched
+            for param, grad in zip((mu, logvar), grads, strict=True):
+                param.grad = grad
+            optimizer.step()
+    return mu.detach(), logvar.detach()
+
+
 # --------------------------------------------------------------------------- a toy model
 
 
@@ -257,6 +324,10 @@ class LinearGaussian(nn.Module):
         cov = self.W @ self.W.T + self.sigma**2 * eye
         return torch.distributions.MultivariateNormal(self.b, cov).log_prob(x)
 
+    def log_likelihood(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """log p(x|z) = log N(x | W z + b, sigma² I): x (B, D), z (..., B, Z) -> (..., B)."""
+        return _log_normal(x, z @ self.W.T + self.b, torch.full_like(x, 2 * math.log(self.sigma)))
+
     def log_weights(self, x: torch.Tensor, k: int) -> torch.Tensor:
         """log p(x, z_i) - log q(z_i|x) for z_i ~ q(z|x), i = 1..k: x (B, D) -> (k, B)."""
         _require_tensor(x, "x", 2)
@@ -264,8 +335,7 @@ class LinearGaussian(nn.Module):
         mu, logvar = self.encode(x)  # (B, Z)
         z = mu + torch.exp(0.5 * logvar) * torch.randn((k, *mu.shape), dtype=mu.dtype,
                                                        device=mu.device)  # (k, B, Z)
-        log_px_given_z = _log_normal(x, z @ self.W.T + self.b,
-                                     torch.full_like(x, 2 * math.log(self.sigma)))
+        log_px_given_z = self.log_likelihood(x, z)
         log_pz = _log_normal(z, torch.zeros_like(z), torch.zeros_like(z))
         return log_px_given_z + log_pz - _log_normal(z, mu, logvar)
 
