@@ -8,6 +8,8 @@ Autoencoders", ICLR; arXiv 2015).
 - ``estimate_log_likelihood``: log p(x) with k = 5000 samples, in chunks, without running out
   of memory.
 - ``posterior_mean_variance``, ``active_units``, ``kl_per_dimension``: posterior collapse.
+- ``gradient_snr``, ``iwae_gradient_snr``: the signal-to-noise ratio of the gradient of L_k
+  (Rainforth et al. 2018, "Tighter variational bounds are not necessarily better").
 - ``gaussian_log_weights``, ``local_gaussian_posterior``: the amortisation gap (Cremer, Li &
   Duvenaud 2018): the best Gaussian q for each x alone, against the encoder's.
 - ``LinearGaussian``: a toy model whose log p(x) is known exactly, to see the bounds converge.
@@ -205,6 +207,46 @@ def kl_per_dimension(model, x: torch.Tensor, batch_size: int = 1000) -> torch.Te
             # Kingma & Welling 2014, appendix B, one term per dimension
             parts.append(0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar))
         return torch.cat(parts).mean(0).to(x.device)
+
+
+# --------------------------------------------------------------------------- gradient noise
+
+
+def gradient_snr(grads: torch.Tensor) -> torch.Tensor:
+    """|mean| / std over repeated draws of each gradient entry: grads (R, P) -> (P,).
+
+    std is the sample standard deviation (R - 1 in the denominator). An entry that never
+    varies has std 0: its ratio is inf (nan if its mean is 0 too), so summarise with a median.
+    """
+    _require_tensor(grads, "grads", 2)
+    if grads.shape[0] < 2:
+        raise ValueError(f"need at least 2 repeats (rows) to measure a spread, got "
+                         f"{grads.shape[0]}")
+    return grads.mean(0).abs() / grads.std(0)
+
+
+def iwae_gradient_snr(model, x: torch.Tensor, k: int, params, num_repeats: int = 100
+                      ) -> torch.Tensor:
+    """SNR of the gradient of L_k (mean over the batch x) w.r.t. params, per entry: -> (P,).
+
+    Draws the gradient num_repeats times with fresh samples z, the model fixed (Rainforth et
+    al. 2018, section 3: the encoder's SNR falls like 1/sqrt(k), the decoder's rises).
+    """
+    _require_model(model)
+    _require_positive_int(k, "k")
+    _require_positive_int(num_repeats, "num_repeats")
+    params = list(params)
+    if not params or not all(isinstance(p, torch.Tensor) and p.requires_grad for p in params):
+        raise ValueError("params must be a non-empty list of tensors that require grad, e.g. "
+                         "list(model.encoder.parameters())")
+    draws = []
+    with torch.enable_grad():
+        for _ in range(num_repeats):
+            bound = iwae_bound(model.log_weights(x, k)).mean()
+            grads = torch.autograd.grad(bound, params, allow_unused=True)
+            draws.append(torch.cat([torch.zeros_like(p).flatten() if g is None else g.flatten()
+                                    for p, g in zip(params, grads, strict=True)]))
+    return gradient_snr(torch.stack(draws))
 
 
 # --------------------------------------------------------------------------- amortisation gap

@@ -14,7 +14,9 @@ from course_utils.iwae import (
     active_units,
     estimate_log_likelihood,
     gaussian_log_weights,
+    gradient_snr,
     iwae_bound,
+    iwae_gradient_snr,
     iwae_loss,
     kl_per_dimension,
     local_gaussian_posterior,
@@ -537,3 +539,37 @@ def test_amortisation_gap_functions_name_bad_input():
         local_gaussian_posterior(model, x, num_steps=0)
     with pytest.raises(ValueError, match="lr"):
         local_gaussian_posterior(model, x, lr=-1.0)
+
+
+# --------------------------------------------------------------------------- gradient noise
+
+
+def test_gradient_snr_by_hand():
+    grads = torch.tensor([[1.0, 2.0, -1.0], [3.0, 2.0, 1.0], [5.0, 2.0, 0.0]])
+    snr = gradient_snr(grads)
+    # column 0: mean 3, sample std 2; column 1: no spread; column 2: mean 0, std 1
+    torch.testing.assert_close(snr[[0, 2]], torch.tensor([1.5, 0.0]))
+    assert torch.isinf(snr[1])
+    with pytest.raises(ValueError, match="at least 2 repeats"):
+        gradient_snr(grads[:1])
+
+
+def test_iwae_gradient_snr_falls_with_k_for_the_encoder_and_rises_for_the_decoder():
+    # Rainforth et al. 2018, theorem 1: encoder SNR O(1/sqrt(k)), decoder SNR O(sqrt(k)).
+    torch.manual_seed(0)
+    model = VAE(20, 2, (16,))
+    x = (torch.rand(8, 20) > 0.5).float()
+    snr = {}
+    for k in (1, 100):
+        torch.manual_seed(1)
+        snr[k] = [iwae_gradient_snr(model, x, k, part.parameters(), num_repeats=60).nanmedian()
+                  for part in (model.encoder, model.decoder)]
+    assert snr[100][0] < snr[1][0] / 2, snr
+    assert snr[100][1] > snr[1][1] * 2, snr
+
+
+def test_iwae_gradient_snr_names_bad_params():
+    model = VAE(20, 2, (16,))
+    x = torch.rand(4, 20)
+    with pytest.raises(ValueError, match="params must be"):
+        iwae_gradient_snr(model, x, 5, [])
