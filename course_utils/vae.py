@@ -9,6 +9,8 @@
 - ``score_function_gradient``, ``reparameterization_gradient``: per-sample gradient
   estimates of E_q[f(z)], to compare their variance.
 - ``kl_warmup``: the linear KL warm-up schedule (Sønderby et al. 2016).
+- ``free_bits_kl``, ``free_bits_loss``: the KL with a floor per unit (Kingma et al. 2016),
+  a second cure for collapse.
 """
 
 from __future__ import annotations
@@ -243,6 +245,38 @@ def kl_warmup(epoch: int, warmup_epochs: int) -> float:
     if warmup_epochs == 0:
         return 1.0
     return min(1.0, epoch / warmup_epochs)
+
+
+def _require_free_bits(free_bits) -> float:
+    if isinstance(free_bits, bool) or not isinstance(free_bits, (int, float)) or not (
+            math.isfinite(free_bits) and free_bits >= 0):
+        raise ValueError(f"free_bits must be a number of nats >= 0, got {free_bits!r}")
+    return float(free_bits)
+
+
+def free_bits_kl(kl_units: torch.Tensor, free_bits: float) -> torch.Tensor:
+    """Σ_j max(λ, mean over the batch of KL_j): kl_units (B, Z) -> () (Kingma et al. 2016).
+
+    Below λ nats a unit's KL costs nothing more (its gradient is zero), so the optimiser has
+    no reason to push it all the way back to the prior.
+    """
+    free_bits = _require_free_bits(free_bits)
+    _require_float(kl_units, "kl_units", min_ndim=2)
+    if kl_units.ndim != 2:
+        raise ValueError(f"kl_units must have shape (B, Z), got {tuple(kl_units.shape)}")
+    # Kingma et al. 2016, appendix C.8: the floor applies to the batch average of each unit
+    return kl_units.mean(0).clamp_min(free_bits).sum()
+
+
+def free_bits_loss(model, x: torch.Tensor, free_bits: float) -> dict[str, torch.Tensor]:
+    """A ``loss_fn`` for ``fit``: rec + free-bits KL; "kl" reports the true KL (batch means)."""
+    free_bits = _require_free_bits(free_bits)
+    mu, logvar = model.encode(x)
+    z = model.reparameterize(mu, logvar)
+    rec = -model.log_likelihood(x, z)  # (B,)
+    kl_units = 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar)  # (B, Z), per unit
+    objective = rec.mean() + free_bits_kl(kl_units, free_bits)
+    return {"loss": objective, "rec": rec.mean(), "kl": kl_units.sum(-1).mean()}
 
 
 # --------------------------------------------------------------------------- networks

@@ -390,3 +390,43 @@ def test_fast_mode_vae_of_notebook_04_is_not_collapsed():
     history = fit(model, data.x_train, num_epochs=10, batch_size=128, lr=1e-3,
                   x_valid=data.x_test, eval_every=10, seed=0, progress=False)
     assert history.valid["kl"][-1] > 1.0, "the fast-mode VAE collapsed: its slider would not move"
+
+
+# --------------------------------------------------------------------------- free bits
+
+
+def test_free_bits_kl_floors_each_units_batch_mean():
+    kl_units = torch.tensor([[0.0, 1.0, 3.0], [0.2, 3.0, 1.0]])  # unit means 0.1, 2.0, 2.0
+    assert vae.free_bits_kl(kl_units, 0.5).item() == pytest.approx(0.5 + 2.0 + 2.0)
+    assert vae.free_bits_kl(kl_units, 0.0).item() == pytest.approx(kl_units.sum(-1).mean().item())
+    assert vae.free_bits_kl(kl_units, 2.5).item() == pytest.approx(3 * 2.5)
+
+
+def test_free_bits_kl_has_no_gradient_below_the_floor():
+    kl_units = torch.tensor([[0.0, 1.0], [0.2, 3.0]], requires_grad=True)
+    vae.free_bits_kl(kl_units, 0.5).backward()
+    torch.testing.assert_close(kl_units.grad, torch.tensor([[0.0, 0.5], [0.0, 0.5]]))
+
+
+def test_free_bits_loss_reports_the_true_kl_and_floors_the_objective():
+    torch.manual_seed(0)
+    model = vae.VAE(12, 3, (8,))
+    x = (torch.rand(16, 12) > 0.5).float()
+    torch.manual_seed(1)
+    plain = model.loss(x)
+    torch.manual_seed(1)
+    floored = vae.free_bits_loss(model, x, free_bits=0.0)
+    torch.testing.assert_close(floored["loss"], plain["loss"])  # λ = 0: the ELBO itself
+    torch.manual_seed(1)
+    high = vae.free_bits_loss(model, x, free_bits=10.0)
+    torch.testing.assert_close(high["kl"], plain["kl"])
+    torch.testing.assert_close(high["loss"], plain["rec"] + 3 * 10.0)
+
+
+def test_free_bits_names_bad_input():
+    with pytest.raises(ValueError, match="free_bits must be"):
+        vae.free_bits_kl(torch.zeros(2, 3), -1.0)
+    with pytest.raises(ValueError, match=r"shape \(B, Z\)"):
+        vae.free_bits_kl(torch.zeros(2, 3, 4), 0.1)
+    with pytest.raises(TypeError, match="floating-point"):
+        vae.free_bits_kl(torch.zeros(2, 3, dtype=torch.long), 0.1)
