@@ -337,15 +337,18 @@ class BernoulliDecoder(nn.Module):
 class GaussianDecoder(nn.Module):
     """p(x|z) = N(mean(z), diag exp(logvar)): forward(z (B, Z)) -> (mean, logvar), each (B, D).
 
-    ``logvar=None`` learns one log-variance per pixel; a float fixes it (e.g. 0.0: unit variance).
+    ``logvar=None`` learns one log-variance per pixel, ``"shared"`` one for all pixels (the
+    σ-VAE of Rybkin et al. 2021); a float fixes it (e.g. 0.0: unit variance).
     """
 
     def __init__(self, z_dim: int, hidden_dims: Sequence[int], x_dim: int, activation="relu",
-                 logvar: float | None = None):
+                 logvar: float | str | None = None):
         super().__init__()
         self.net = MLP(z_dim, hidden_dims, x_dim, activation)
-        if logvar is None:
-            self.logvar = nn.Parameter(torch.zeros(x_dim))
+        if logvar is None or logvar == "shared":
+            self.logvar = nn.Parameter(torch.zeros(x_dim if logvar is None else 1))
+        elif isinstance(logvar, str) or isinstance(logvar, bool):
+            raise ValueError(f"logvar must be None, 'shared' or a float, got {logvar!r}")
         else:
             if not math.isfinite(float(logvar)):
                 raise ValueError(f"logvar must be finite, got {logvar}")
@@ -368,7 +371,7 @@ class VAE(nn.Module):
 
     def __init__(self, x_dim: int, z_dim: int = 2, hidden_dims: Sequence[int] = (256,),
                  likelihood: str = "bernoulli", activation: str = "relu",
-                 decoder_logvar: float | None = None):
+                 decoder_logvar: float | str | None = None):
         super().__init__()
         _require_dims(x_dim=x_dim, z_dim=z_dim)
         if likelihood not in _LIKELIHOODS:

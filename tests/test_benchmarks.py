@@ -30,3 +30,29 @@ def test_write_results_replaces_only_its_section(tmp_path, time_notebooks):
     time_notebooks.write_results(results, more, keep={"00_welcome"}, command="make bench")
     text = results.read_text()
     assert "| 00_welcome | 12.0 |" in text and "| 01_x | 50.0 |" in text and "| ✗ |" in text
+
+
+@pytest.fixture
+def bench_disentangle(load_benchmark):
+    return load_benchmark("bench_disentangle")
+
+
+def test_the_notebook_preset_sets_notebook_06s_settings(bench_disentangle):
+    args = bench_disentangle.parse_args(["--preset", "notebook"])
+    assert args.world == "simple" and args.capacity == 8.0 and args.gamma == 50.0
+    assert args.capacity_epochs == 24 and args.batch_size == 32 and args.lr == 2e-3
+    assert len(args.seeds.split(",")) >= 5  # the issue asks for at least 5 seeds
+    plain = bench_disentangle.parse_args([])
+    assert plain.world == "full" and plain.capacity is None
+
+
+def test_a_tiny_capacity_run_reports_its_mig(bench_disentangle):
+    args = vars(bench_disentangle.parse_args(["--preset", "notebook"]))
+    args.update(n_train=64, n_eval=200, capacity_epochs=1, epochs=1)
+    job = {"beta": bench_disentangle.capacity_label(8.0), "seed": 0, "capacity": 8.0,
+           "threads": 1, "args": args}
+    result = bench_disentangle.run_one(job)
+    assert result["beta"] == "C=8" and result["epochs"] == 1
+    assert 0 <= result["mig"] <= 1 and len(result["kl_per_dim"]) == 10
+    summary = bench_disentangle.summarize([result, {**result, "seed": 1}], ["C=8"])
+    assert summary["C=8"]["migs"] == [result["mig"]] * 2

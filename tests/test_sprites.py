@@ -138,10 +138,10 @@ def test_window_rendering_equals_a_full_frame_rendering():
     x, values, _ = make_sprites(300, seed=11, size=64)
     s = 64
     grid = (torch.arange(s) + 0.5) / s
-    m = sprites._MARGIN
+    m = sprites.RADIUS * sprites._MARGIN_PER_RADIUS
     cx = (m + (1 - 2 * m) * values[:, 3]).view(-1, 1, 1)
     cy = (m + (1 - 2 * m) * values[:, 4]).view(-1, 1, 1)
-    r = (sprites._RADIUS * values[:, 1]).view(-1, 1, 1)
+    r = (sprites.RADIUS * values[:, 1]).view(-1, 1, 1)
     cos, sin = values[:, 2].cos().view(-1, 1, 1), values[:, 2].sin().view(-1, 1, 1)
     dx, dy = (grid.view(1, 1, s) - cx) / r, (grid.view(1, s, 1) - cy) / r
     u, v = cos * dx + sin * dy, cos * dy - sin * dx
@@ -205,3 +205,48 @@ def test_render_rejects_unknown_shapes_and_scales():
         render_sprites(torch.tensor([[3.0, 1.0, 0.0, 0.5, 0.5]]))
     with pytest.raises(ValueError, match="scale column"):
         render_sprites(torch.tensor([[0.0, 0.0, 0.0, 0.5, 0.5]]))
+
+
+def test_antialiasing_equals_a_twice_finer_binary_rendering_averaged_over_2x2_blocks():
+    _, values, _ = make_sprites(200, seed=4, radius=0.22)
+    fine = render_sprites(values, 64, radius=0.22)
+    coarse = torch.nn.functional.avg_pool2d(fine.unsqueeze(1), 2).squeeze(1)
+    smooth = render_sprites(values, 32, radius=0.22, antialias=True)
+    assert (smooth - coarse).abs().max() <= 0.25  # float rounding may move one sub-pixel
+    assert (smooth != coarse).float().mean() < 1e-3
+    assert set(smooth.unique().tolist()) == {0.0, 0.25, 0.5, 0.75, 1.0}
+
+
+def test_radius_sets_the_shape_size():
+    upright_square = torch.tensor([[0.0, 1.0, 0.0, 0.5, 0.5]])
+    for radius in (0.1, 0.2, 0.3):
+        area = render_sprites(upright_square, 64, radius=radius, antialias=True).sum()
+        side = 2 * 0.85 * radius * 64  # the square's side in pixels (|u|, |v| <= 0.85)
+        assert abs(area / side**2 - 1) < 0.1
+    # the largest shape at the largest radius, in every corner, is never cut by the border
+    corners = torch.tensor([[k, 1.0, a, px, py] for k in (0.0, 1.0, 2.0)
+                            for a in (0.0, 0.8) for px in (0.0, 1.0) for py in (0.0, 1.0)])
+    images = render_sprites(corners, 32, radius=0.3, antialias=True)
+    border = images[:, 0].sum() + images[:, -1].sum() + images[:, :, 0].sum()
+    assert border + images[:, :, -1].sum() == 0
+
+
+def test_simple_sprites_vary_three_factors_of_one_square():
+    x, values, indices = make_sprites(3000, seed=0, **sprites.SIMPLE_SPRITES)
+    varying = [name for k, name in enumerate(sprites.FACTOR_NAMES)
+               if indices[:, k].unique().numel() > 1]
+    assert varying == ["scale", "pos_x", "pos_y"]
+    assert (values[:, 0] == 0).all() and (values[:, 2] == 0).all()  # upright squares
+    assert indices[:, 3].max() == 15 and x.min() == 0 and x.max() == 1
+    assert ((x > 0) & (x < 1)).any()  # grey edges
+
+
+@pytest.mark.parametrize("radius", [0, -0.1, 0.5, True, "big"])
+def test_radius_is_validated(radius):
+    with pytest.raises(ValueError, match="radius must be a number in"):
+        make_sprites(4, radius=radius)
+
+
+def test_antialias_must_be_a_bool():
+    with pytest.raises(TypeError, match="antialias must be True or False"):
+        render_sprites(torch.tensor([[0.0, 1.0, 0.0, 0.5, 0.5]]), antialias="yes")

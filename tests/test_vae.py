@@ -269,6 +269,29 @@ def test_gaussian_decoder_learned_and_fixed_logvar():
     assert model.sample(2).shape == (2, 6)
 
 
+def test_gaussian_decoder_shared_logvar_is_one_parameter_at_the_mse_optimum():
+    decoder = GaussianDecoder(2, (4,), 6, logvar="shared")
+    assert decoder.logvar.shape == (1,) and isinstance(decoder.logvar, torch.nn.Parameter)
+    mean, logvar = decoder(torch.zeros(3, 2))
+    assert logvar.shape == (3, 6)
+    # For fixed means, Σ_d log N(x_d | m_d, σ²) is largest at σ² = mean squared residual:
+    # d/dv [-1/2 (v + r² e^{-v})] = -1/2 (1 - r² e^{-v}) = 0 at e^v = mean r².
+    torch.manual_seed(0)
+    x, m = torch.rand(50, 6, dtype=torch.float64), torch.rand(50, 6, dtype=torch.float64)
+    v = (x - m).pow(2).mean().log().clone().requires_grad_(True)
+    gaussian_log_likelihood(x, m, v.expand(6)).sum().backward()
+    assert abs(v.grad.item()) < 1e-9
+    for off in (-0.1, 0.1):  # and it is a maximum
+        assert (gaussian_log_likelihood(x, m, float(v) + off).sum()
+                < gaussian_log_likelihood(x, m, float(v)).sum())
+
+
+@pytest.mark.parametrize("bad", ["per-pixel", True])
+def test_gaussian_decoder_rejects_an_unknown_logvar_option(bad):
+    with pytest.raises(ValueError, match="'shared'"):
+        GaussianDecoder(2, (4,), 6, logvar=bad)
+
+
 def test_networks_of_any_width_and_activation():
     enc = GaussianEncoder(12, (7, 5, 3), 2, activation="tanh")
     assert sum(isinstance(m, torch.nn.Tanh) for m in enc.modules()) == 3
