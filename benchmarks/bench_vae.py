@@ -126,8 +126,10 @@ def load_data(data_dir: str | None):
     """(x_train, x_valid, name): MNIST from data_dir if its files are there, else the digits."""
     if data_dir:
         try:
-            x_train, _ = data.load_mnist("train", data_dir=data_dir)
-            x_valid, _ = data.load_mnist("valid", data_dir=data_dir)
+            protocol = data.mnist_protocol(data_dir)
+            x_train, _ = data.load_mnist(protocol.train_split, data_dir=data_dir)
+            x_valid, _ = data.load_mnist(protocol.eval_split, data_dir=data_dir)
+            print(protocol.description, flush=True)
             return x_train, x_valid, "mnist"
         except Exception as err:  # noqa: BLE001 - fall back, but say why
             print(f"MNIST not loaded from {data_dir} ({err}); using the digits", flush=True)

@@ -41,6 +41,7 @@ from .sprites import make_sprites  # noqa: F401  (procedural dSprites-like image
 
 DIGITS_SHAPE = (8, 8)
 _DIGITS_TEST_FRACTION = 0.2
+MNIST_SPLITS = ("train", "valid", "train_all", "test")
 _SPLIT_SEED = 1234  # fixed: the train/test split never changes between runs or machines
 
 
@@ -172,7 +173,7 @@ _MNIST_FILES = {
 }
 _DEFAULT_MNIST_DIR = "~/.cache/course_data/mnist"
 _DOWNLOAD_COMMAND = "python -m course_utils.data download"
-_BINARIZE_SEEDS = {"train": 101, "valid": 102, "test": 103}  # fixed binarization per split
+_BINARIZE_SEEDS = {"train": 101, "valid": 102, "test": 103, "train_all": 104}  # fixed per split
 _IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
@@ -262,13 +263,14 @@ def load_mnist(
     binarize: bool = False,
     device: torch.device | str | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """MNIST: x (N, 784) float32 in [0, 1], y (N,) int64 for split "train", "valid" or "test".
+    """MNIST: x (N, 784) float32 in [0, 1], y (N,) int64 for a split of ``MNIST_SPLITS``.
 
     "train" is the first 5/6 of the training file and "valid" the last 1/6 (50,000 and
-    10,000 images for the standard 60,000; a smaller file keeps the same ratio). "test" needs
-    the t10k files. binarize=True samples fixed (seeded) binary pixels.
+    10,000 images for the standard 60,000; a smaller file keeps the same ratio); "train_all"
+    is all of it. "test" needs the t10k files. binarize=True samples fixed (seeded) binary
+    pixels.
     """
-    _check_split(split, ("train", "valid", "test"))
+    _check_split(split, MNIST_SPLITS)
     for flag, value in (("download", download), ("binarize", binarize)):
         if not isinstance(value, bool):
             raise TypeError(f"{flag} must be True or False, got {value!r}")
@@ -281,6 +283,30 @@ def load_mnist(
         x = torch.bernoulli(x, generator=torch.Generator().manual_seed(_BINARIZE_SEEDS[split]))
     y = torch.from_numpy(labels[rows].astype(np.int64))
     return x.to(device or "cpu"), y.to(device or "cpu")
+
+
+@dataclass(frozen=True)
+class MnistProtocol:
+    """Which MNIST splits a benchmark trains and reports on, and a sentence that says so."""
+
+    train_split: str
+    eval_split: str
+    description: str
+
+
+def mnist_protocol(data_dir: str | os.PathLike | None = None) -> MnistProtocol:
+    """The paper protocol when the t10k files are in the MNIST folder, else a validation split.
+
+    With them: train on all 60,000 training images, report on the official 10,000 test images.
+    Without: train on the first 50,000, report on the last 10,000 training images.
+    """
+    folder = mnist_dir(data_dir)
+    if all(_find_file(folder, name) is not None for name in _MNIST_FILES["test"]):
+        return MnistProtocol("train_all", "test", "official split: trained on all 60,000 "
+                             "training images, reported on the 10,000 test images (t10k)")
+    return MnistProtocol("train", "valid", "validation split (no t10k files in "
+                         f"{folder}): trained on the first 50,000 training images, reported "
+                         "on the last 10,000")
 
 
 def _mnist_arrays(folder: Path, part: str, download: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -340,8 +366,8 @@ def _check_mnist(images: np.ndarray, labels: np.ndarray, folder: Path, names) ->
 
 
 def _split_rows(n: int, split: str) -> slice:
-    """Rows of split: test all n; train the first n - n // 6, valid the last n // 6."""
-    if split == "test":
+    """Rows of split: test and train_all all n; train the first n - n // 6, valid the last."""
+    if split in ("test", "train_all"):
         return slice(0, n)
     n_valid = n // 6  # 10,000 of the standard 60,000
     if n_valid == 0:

@@ -265,6 +265,38 @@ def test_load_mnist_test_split_uses_the_t10k_files(tmp_path):
     np.testing.assert_array_equal(y.numpy(), labels)
 
 
+def test_train_all_is_the_whole_training_file(tmp_path):
+    images, labels = write_mnist(tmp_path, 12)
+    x_all, y_all = load_mnist("train_all", data_dir=tmp_path)
+    x_train, _ = load_mnist("train", data_dir=tmp_path)
+    x_valid, _ = load_mnist("valid", data_dir=tmp_path)
+    assert x_all.shape == (12, 784)
+    np.testing.assert_array_equal(y_all.numpy(), labels)
+    torch.testing.assert_close(x_all, torch.cat([x_train, x_valid]))
+
+
+def test_mnist_protocol_follows_the_t10k_files(tmp_path):
+    write_mnist(tmp_path, 12)
+    protocol = data.mnist_protocol(tmp_path)
+    assert (protocol.train_split, protocol.eval_split) == ("train", "valid")
+    assert "validation split" in protocol.description and str(tmp_path) in protocol.description
+    write_gz(tmp_path / TEST_FILES[0], idx_bytes(random_mnist(7)[0]))  # no labels: not enough
+    assert data.mnist_protocol(tmp_path).eval_split == "valid"
+    write_mnist(tmp_path, 7, names=TEST_FILES, seed=5)
+    protocol = data.mnist_protocol(tmp_path)
+    assert (protocol.train_split, protocol.eval_split) == ("train_all", "test")
+    assert "official split" in protocol.description
+    assert load_mnist(protocol.eval_split, data_dir=tmp_path)[0].shape == (7, 784)
+
+
+def test_a_corrupt_test_file_is_reported_like_a_training_file(tmp_path):
+    write_mnist(tmp_path, 12)
+    write_mnist(tmp_path, 7, names=TEST_FILES, seed=5)
+    (tmp_path / TEST_FILES[0]).write_bytes(b"not gzip at all")
+    with pytest.raises(data.DataFileError, match="t10k-images-idx3-ubyte.gz"):
+        load_mnist("test", data_dir=tmp_path)
+
+
 def test_load_mnist_missing_files_message(tmp_path):
     with pytest.raises(FileNotFoundError) as info:
         load_mnist(data_dir=tmp_path / "empty")

@@ -476,8 +476,25 @@ def test_reproduce_iwae_runs_end_to_end_on_a_tiny_fake_mnist(tmp_path, fake_mnis
         assert result["k_train"] == k and result["k_eval"] == 20 and result["n_eval"] == 4
         assert math.isfinite(result["nll"]) and result["nll"] <= result["neg_elbo"] + 1.0
         assert result["steps"] >= 1 and 0 <= result["active_units"] <= 50
+        assert result["split"].startswith("validation split")  # no t10k files here
         log_px = torch.load(tmp_path / "runs" / f"{name}_log_px.pt")
         assert log_px.shape == (4,) and abs(-log_px.mean().item() - result["nll"]) < 1e-4
+
+
+def test_reproduce_iwae_uses_the_official_test_split_when_its_files_are_there(
+        tmp_path, fake_mnist, load_benchmark, capsys):
+    import json
+
+    from mnist_files import TEST_FILES, write_mnist
+
+    bench = load_benchmark("reproduce_iwae")
+    folder = fake_mnist(60)
+    write_mnist(folder, 9, names=TEST_FILES, seed=3)
+    bench.main(["--minutes", "0.002", "--n-eval", "9", "--k-eval", "5", "--models", "vae",
+                "--out", str(tmp_path / "runs"), "--threads", "1"])
+    result = json.loads((tmp_path / "runs" / "vae.json").read_text())
+    assert result["split"].startswith("official split") and result["n_eval"] == 9
+    assert "trained on all 60,000 training images" in capsys.readouterr().out
 
 
 # --------------------------------------------------------------------------- amortisation gap
@@ -573,3 +590,30 @@ def test_iwae_gradient_snr_names_bad_params():
     x = torch.rand(4, 20)
     with pytest.raises(ValueError, match="params must be"):
         iwae_gradient_snr(model, x, 5, [])
+
+
+def test_the_paper_schedule_is_burda_et_al_s(load_benchmark):
+    bench = load_benchmark("reproduce_iwae")
+    schedule = bench.paper_schedule()
+    assert [epochs for epochs, _ in schedule] == [1, 3, 9, 27, 81, 243, 729, 2187]
+    assert sum(epochs for epochs, _ in schedule) == 3280
+    lrs = [lr for _, lr in schedule]
+    assert lrs[0] == 1e-3 and math.isclose(lrs[7], 1e-4)  # 10^(-7/7) = 1/10 at the last pass
+    assert all(math.isclose(b / a, 10 ** (-1 / 7)) for a, b in zip(lrs[:-1], lrs[1:], strict=True))
+    with pytest.raises(ValueError, match="num_passes"):
+        bench.paper_schedule(0)
+
+
+def test_reproduce_iwae_runs_the_paper_schedule_on_the_chosen_device(tmp_path, fake_mnist,
+                                                                     load_benchmark):
+    import json
+
+    bench = load_benchmark("reproduce_iwae")
+    fake_mnist(30)
+    bench.main(["--paper-schedule", "--passes", "2", "--batch-size", "10", "--models", "vae",
+                "--n-eval", "3", "--k-eval", "5", "--device", "cpu", "--threads", "1",
+                "--out", str(tmp_path / "runs")])
+    result = json.loads((tmp_path / "runs" / "vae.json").read_text())
+    assert result["schedule"] == "paper" and result["epochs"] == 4  # 1 + 3 epochs
+    assert result["steps"] == 4 * 3 and result["device"] == "cpu"  # 25 images, batches of 10
+    assert [entry["lr"] for entry in result["log"]] == [1e-3] + [1e-3 * 10 ** (-1 / 7)] * 3
