@@ -32,6 +32,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from course_utils.data import load_images  # noqa: E402
+from course_utils.device import get_device  # noqa: E402
 from course_utils.flows import (  # noqa: E402
     FlowDensity,
     FlowVAE,
@@ -52,27 +53,28 @@ MODELS = {
 }
 
 
-def flow_kls(seed: int, num_steps: int) -> dict[str, float]:
+def flow_kls(seed: int, num_steps: int, device: torch.device) -> dict[str, float]:
     """KL(q_K || p) on U1 for each K after num_steps of reverse-KL training."""
     log_z, out = log_normaliser("U1"), {}
     for num_flows in [0, 1, 2, 8, 32]:
         torch.manual_seed(seed)
-        flow = FlowDensity(2, num_flows)
+        flow = FlowDensity(2, num_flows).to(device)
         fit_flow_density(flow, "U1", num_steps=num_steps)
         with torch.no_grad():
             out[str(num_flows)] = reverse_kl(flow, "U1", 200_000)["loss"].item() + log_z
     return out
 
 
-def vae_results(seed: int, num_epochs: int, k: int) -> dict[str, dict[str, float]]:
+def vae_results(seed: int, num_epochs: int, k: int,
+                device: torch.device) -> dict[str, dict[str, float]]:
     """ELBOs, IWAE-k log p(x) and timings of the three VAEs trained with one seed."""
-    data = load_images("mnist_subset")
+    data = load_images("mnist_subset", device=device)
     x_train, x_test = (data.x_train > 0.5).float(), (data.x_test > 0.5).float()
     x_gap = x_train[:TRAIN_GAP_DIGITS]
     out = {}
     for name, make in MODELS.items():
         torch.manual_seed(seed)
-        model = make()
+        model = make().to(device)
         tic, cpu = time.perf_counter(), time.process_time()
         fit(model, x_train, num_epochs=num_epochs, lr=LR, seed=seed, progress=False)
         row = {"train_seconds": time.perf_counter() - tic,
@@ -119,16 +121,19 @@ def main(argv=None) -> None:
     parser.add_argument("--k", type=int, default=1000)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--device", default="cpu",
+                        help="cpu, cuda, mps, or auto (CUDA, then MPS, then CPU)")
     args = parser.parse_args(argv)
+    device = get_device() if args.device == "auto" else torch.device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
     flows, vaes = [], []
     for seed in args.seeds:
         print(f"seed {seed}: flows on U1", flush=True)
-        flows.append(flow_kls(seed, args.flow_steps))
+        flows.append(flow_kls(seed, args.flow_steps, device))
         print(f"  KL(q_K || p): {flows[-1]}", flush=True)
         print(f"seed {seed}: VAEs on the digits", flush=True)
-        vaes.append(vae_results(seed, args.epochs, args.k))
+        vaes.append(vae_results(seed, args.epochs, args.k, device))
     flow_table = {key: {"mean": statistics.mean(run[key] for run in flows),
                         "values": [run[key] for run in flows]} for key in flows[0]}
     result = {"settings": vars(args) | {"out": str(args.out)}, "flow_kl": flow_table,

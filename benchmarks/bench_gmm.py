@@ -29,6 +29,7 @@ from sklearn.mixture import GaussianMixture as SklearnMixture
 from threadpoolctl import threadpool_limits
 
 from course_utils.data import load_digits
+from course_utils.device import get_device
 from course_utils.gmm import GaussianMixture
 
 
@@ -68,19 +69,22 @@ def timed(fn):
     """(wall seconds, CPU seconds of this process, result)."""
     wall, cpu = time.perf_counter(), time.process_time()
     out = fn()
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()  # GPU work is asynchronous: wait for it before reading the clock
     return time.perf_counter() - wall, time.process_time() - cpu, out
 
 
-def compare(name, x, num_components, iters, repeats, covariance_type="full"):
-    """Fit both from one k-means++ start; return a dict of figures for the table."""
+def compare(name, x, num_components, iters, repeats, covariance_type="full", device="cpu"):
+    """Fit both from one k-means++ start (ours on ``device``); return the table's figures."""
     start_model = GaussianMixture(num_components, covariance_type, max_iter=0, seed=0).fit(x)
-    start = (start_model.weights, start_model.means, start_model.covariances)
+    start_cpu = (start_model.weights, start_model.means, start_model.covariances)
     x_np = x.numpy()
+    x, start = x.to(device), tuple(p.to(device) for p in start_cpu)
     ours_times, sk_times = [], []
     for _ in range(repeats):  # interleaved so both see the same machine load
         *t, ours = timed(lambda: fit_ours(x, start, iters, covariance_type))
         ours_times.append(t)
-        *t, theirs = timed(lambda: fit_sklearn(x_np, start, iters, covariance_type))
+        *t, theirs = timed(lambda: fit_sklearn(x_np, start_cpu, iters, covariance_type))
         sk_times.append(t)
     best_ours, best_sk = min(ours_times), min(sk_times)  # by wall time
     ll_ours, ll_sk = ours.score(x), theirs.score(x_np)
@@ -88,16 +92,17 @@ def compare(name, x, num_components, iters, repeats, covariance_type="full"):
         "problem": name, "N": x.shape[0], "D": x.shape[1], "K": num_components,
         "cov": covariance_type, "iters": iters, "ll_ours": ll_ours, "ll_sklearn": ll_sk,
         "ll_diff": abs(ll_ours - ll_sk),
-        "mean_diff": float(np.abs(ours.means.numpy() - theirs.means_).max()),
+        "mean_diff": float(np.abs(ours.means.cpu().numpy() - theirs.means_).max()),
         "t_ours": best_ours[0], "t_sklearn": best_sk[0], "ratio": best_sk[0] / best_ours[0],
         "cpu_ours": min(t[1] for t in ours_times), "cpu_sklearn": min(t[1] for t in sk_times),
+        "device": str(x.device),
     }
 
 
 def markdown(rows, command):
     lines = [
-        f"Command: `{command}` (float64, CPU; torch {torch.__version__} with "
-        f"{torch.get_num_threads()} threads, scikit-learn "
+        f"Command: `{command}` (float64, ours on {rows[0]['device']}; torch "
+        f"{torch.__version__} with {torch.get_num_threads()} threads, scikit-learn "
         f"{__import__('sklearn').__version__}, Python {platform.python_version()}, "
         f"{os.cpu_count()} cores). Same k-means++ start and the same number of EM iterations "
         "(tol=0) for both; times are the best of the repeats, the two fits interleaved; CPU is "
@@ -129,17 +134,22 @@ def main(argv=None):
     parser.add_argument("--iters", type=int, default=30)
     parser.add_argument("--threads", type=int, default=None,
                         help="threads for torch and for scikit-learn's BLAS (default: all cores)")
+    parser.add_argument("--device", default="cpu",
+                        help="where ours runs: cpu, cuda (float64, so not mps), or auto")
     args = parser.parse_args(argv)
+    device = get_device() if args.device == "auto" else torch.device(args.device)
+    if device.type == "mps":
+        parser.error("the comparison is in float64, which MPS does not support; use cpu or cuda")
     if args.threads:
         torch.set_num_threads(args.threads)
         threadpool_limits(args.threads)
     if args.quick:
         args.repeats, args.digits_iters, args.n, args.iters = 1, 10, 5_000, 5
     digits = load_digits("all")[0].double()
-    rows = [compare("digits", digits, 10, args.digits_iters, args.repeats)]
+    rows = [compare("digits", digits, 10, args.digits_iters, args.repeats, device=device)]
     print(rows[-1], flush=True)
     x = synthetic(args.n, args.dim, args.k)
-    rows.append(compare("synthetic", x, args.k, args.iters, args.repeats))
+    rows.append(compare("synthetic", x, args.k, args.iters, args.repeats, device=device))
     print(rows[-1], flush=True)
     command = "python benchmarks/bench_gmm.py " + " ".join(sys.argv[1:] if argv is None else argv)
     print()

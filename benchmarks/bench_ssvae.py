@@ -35,6 +35,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from course_utils import data, ssvae, train  # noqa: E402
+from course_utils.device import get_device  # noqa: E402
 from course_utils.vae import MLP  # noqa: E402
 
 
@@ -43,9 +44,14 @@ def cpu_minutes() -> float:
     return time.process_time() / 60
 
 
+def device_of(args) -> torch.device:
+    """--device as a torch.device; "auto" picks CUDA, then MPS, then the CPU."""
+    return get_device() if args.device == "auto" else torch.device(args.device)
+
+
 def make_model(x_dim: int, args) -> ssvae.M2:
     return ssvae.M2(x_dim, num_classes=10, z_dim=args.z_dim, hidden_dims=tuple(args.hidden),
-                    classifier_hidden_dims=tuple(args.classifier_hidden))
+                    classifier_hidden_dims=tuple(args.classifier_hidden)).to(device_of(args))
 
 
 def train_m2(model, x_l, y_l, x_u, args, *, num_steps=None, budget_cpu_min=None,
@@ -89,7 +95,7 @@ def train_m2(model, x_l, y_l, x_u, args, *, num_steps=None, budget_cpu_min=None,
     done = False
     while not done:
         epoch += 1
-        order = torch.randperm(len(x_u))
+        order = torch.randperm(len(x_u), device=x_u.device)
         for start in range(0, len(x_u) - args.batch_size + 1, args.batch_size):
             frac = min(1.0, progress())
             if max_wall_min is not None:
@@ -117,7 +123,7 @@ def train_m2(model, x_l, y_l, x_u, args, *, num_steps=None, budget_cpu_min=None,
 
 def baseline_classifier(x_dim: int, x_l, y_l, args, binarize=False):
     """The same classifier network as M2's q(y|x), trained on the labels alone."""
-    classifier = MLP(x_dim, tuple(args.classifier_hidden), 10)
+    classifier = MLP(x_dim, tuple(args.classifier_hidden), 10).to(x_l.device)
     ssvae.fit_classifier(classifier, x_l, y_l, num_steps=args.baseline_steps,
                          batch_size=min(args.batch_size, len(x_l)), lr=args.lr,
                          weight_decay=args.baseline_weight_decay, binarize=binarize)
@@ -138,7 +144,9 @@ def run_digits(args) -> dict:
                                      torch.Generator().manual_seed(draw))
         unlabeled = torch.ones(len(y), dtype=torch.bool)
         unlabeled[index] = False
-        x_l, y_l, x_u = x[index], y[index], x[unlabeled]
+        device = device_of(args)
+        x_l, y_l, x_u = x[index].to(device), y[index].to(device), x[unlabeled].to(device)
+        x_test, y_test = x_test.to(device), y_test.to(device)
         t0 = time.process_time()
         base = baseline_classifier(x.shape[1], x_l, y_l, args)
         base_acc = ssvae.accuracy(base, x_test, y_test)
@@ -175,7 +183,9 @@ def run_mnist(args) -> dict:
                                  torch.Generator().manual_seed(args.seed))
     unlabeled = torch.ones(len(y), dtype=torch.bool)
     unlabeled[index] = False
-    x_l, y_l, x_u = x[index], y[index], x[unlabeled]
+    device = device_of(args)
+    x_l, y_l, x_u = x[index].to(device), y[index].to(device), x[unlabeled].to(device)
+    x_valid, y_valid = x_valid.to(device), y_valid.to(device)
     log = open(args.log, "a") if args.log else sys.stdout
     print(json.dumps({"config": vars(args), "threads": torch.get_num_threads(),
                       "n_labeled": len(x_l), "n_unlabeled": len(x_u)}), file=log, flush=True)
@@ -208,6 +218,7 @@ def run_mnist_all_labels(args) -> dict:
     x, y = data.load_mnist("train")
     x_valid, y_valid = (v[:CEILING_EVAL_IMAGES] for v in data.load_mnist("valid"))
     x_valid = data.dynamic_binarize(x_valid, torch.Generator().manual_seed(1))
+    x, y, x_valid, y_valid = (t.to(device_of(args)) for t in (x, y, x_valid, y_valid))
     torch.manual_seed(args.seed)
     model = make_model(x.shape[1], args)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
@@ -259,6 +270,8 @@ def main(argv=None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--log", default=None, help="append JSON lines here (mnist)")
     parser.add_argument("--out", default=None, help="write the result JSON here")
+    parser.add_argument("--device", default="cpu",
+                        help="cpu, cuda, mps, or auto (CUDA, then MPS, then CPU)")
     args = parser.parse_args(argv)
     mnist = args.dataset == "mnist"
     defaults = {"labels_per_class": 10 if mnist else 5, "z_dim": 2 if mnist else 8,

@@ -271,9 +271,11 @@ def test_bench_ssvae_runs_every_mode_end_to_end(tmp_path, fake_mnist, load_bench
 
     fake_mnist(240)  # 200 training images (1 label per class below) and 40 validation images
     bench.main(["mnist", "--labels-per-class", "1", "--budget-cpu-min", "0.002",
-                "--eval-every", "2", *small, "--out", str(tmp_path / "mnist.json")])
+                "--eval-every", "2", "--device", "cpu", *small,
+                "--out", str(tmp_path / "mnist.json")])
     mnist = json.loads((tmp_path / "mnist.json").read_text())
     assert mnist["records"] and 0 <= mnist["final"]["valid_acc"] <= 1
+    assert mnist["split"].startswith("validation split") and mnist["config"]["device"] == "cpu"
     assert mnist["best_valid_acc"] >= mnist["final"]["valid_acc"]
 
     bench.CEILING_EVAL_IMAGES = 30  # fewer than the 40 validation images: both get cut
