@@ -11,12 +11,12 @@ TORCH_SPEC ?= torch==2.13.0
 WORKERS ?= 2
 TEST_ENV := COURSE_FAST=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 
-.PHONY: setup lab test lint check student solutions bench mnist clean
+.PHONY: setup lab test lint check student solutions bench mnist site clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet "$(TORCH_SPEC)"
-	$(PY) -m pip install --quiet -e ".[dev]" --config-settings editable_mode=compat
+	$(PY) -m pip install --quiet -e ".[dev,site]" --config-settings editable_mode=compat
 	@touch $(STAMP)
 
 setup: $(STAMP)
@@ -34,6 +34,10 @@ test: setup lint
 	$(TEST_ENV) $(PY) -m pytest tests -n $(WORKERS) -q
 	$(TEST_ENV) $(PY) -m pytest --nbval-lax --nbval-current-env -p no:cacheprovider \
 		-n $(WORKERS) --dist loadfile -q solutions
+
+# The course as a static website in build/site (from solutions/ and their stored outputs).
+site: setup
+	$(PY) -m course_utils.site --out build/site
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -16,7 +16,8 @@ def _name(requirement: str) -> str:
 
 def test_environment_yml_lists_the_same_packages_as_pyproject():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    declared = {_name(r) for r in project["dependencies"] + project["optional-dependencies"]["dev"]}
+    extras = project["optional-dependencies"]
+    declared = {_name(r) for r in project["dependencies"] + extras["dev"] + extras["site"]}
     listed = set()
     for line in (ROOT / "environment.yml").read_text().splitlines():
         item = re.match(r"^\s*-\s+([A-Za-z][\w.-]*)", line)

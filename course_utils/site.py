@@ -1,0 +1,131 @@
+"""The course as a static website: ``python -m course_utils.site [--out DIR]`` (``make site``).
+
+Builds an HTML book with Sphinx, myst-nb and sphinx-book-theme (the ``site`` extra) from the
+solution notebooks **with their stored outputs**: nothing is executed, so the pages show the
+figures and check lines of the last ``make solutions``. One page per notebook, in course
+order, plus the course map and a page on how the course works, both taken from the README.
+Each notebook page offers its exercise copy (``notebooks/``) for download. Cells tagged
+``solution-only`` (the claims that guard the prose) are left out.
+
+Why Sphinx with myst-nb: it renders stored notebook outputs without a kernel, MathJax for
+the math, and a static fallback for widgets; sphinx-book-theme gives the book layout the
+UvA tutorials and Jupyter Book use. The output is plain HTML: any static host will do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+
+from .authoring import ROOT, SOLUTION_ONLY, serialize
+
+SITE_DIR = ROOT / "build" / "site"
+_MAP_HEADING = "## The course"
+
+
+def notebook_names(root: Path = ROOT) -> list[str]:
+    """The course's notebooks in order: ["00_welcome", ...]."""
+    return sorted(path.stem for path in (root / "solutions").glob("[0-9][0-9]_*.ipynb"))
+
+
+def readme_section(readme: str, heading: str) -> str:
+    """The text of one "## " section of the README, heading included."""
+    start = readme.index(heading)
+    following = readme.find("\n## ", start + len(heading))
+    return readme[start:following if following != -1 else len(readme)].strip() + "\n"
+
+
+def page_notebook(path: Path, name: str) -> nbformat.NotebookNode:
+    """A solution notebook for the site: claims dropped, a download link on top."""
+    nb = nbformat.read(path, as_version=4)
+    nb.cells = [cell for cell in nb.cells
+                if SOLUTION_ONLY not in cell.get("metadata", {}).get("tags", [])]
+    link = nbformat.v4.new_markdown_cell(
+        f"*Work through it yourself:* {{download}}`download the exercise notebook "
+        f"<exercises/{name}.ipynb>` (the same lesson with the solutions left for you to "
+        "write; run it with the course installed: see *How the course works*)."
+    )
+    nb.cells.insert(1, link)  # below the title
+    return nb
+
+
+def course_map(readme: str, names: list[str]) -> str:
+    """The README's course table, each notebook name turned into a link to its page."""
+    text = readme_section(readme, _MAP_HEADING).split("\n\n**Your work lives")[0]
+    for name in names:
+        text = text.replace(f"`{name}`", f"[{name}]({name}.ipynb)")
+    return text
+
+
+def stage(out: Path, root: Path = ROOT) -> Path:
+    """Write the Sphinx source folder (conf.py, pages, notebooks) into out; returns it."""
+    names = notebook_names(root)
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    title = readme.splitlines()[0].lstrip("# ").strip()
+    if out.exists():
+        shutil.rmtree(out)
+    (out / "exercises").mkdir(parents=True)
+    for name in names:
+        (out / f"{name}.ipynb").write_text(
+            serialize(page_notebook(root / "solutions" / f"{name}.ipynb", name)),
+            encoding="utf-8")
+        shutil.copy(root / "notebooks" / f"{name}.ipynb", out / "exercises" / f"{name}.ipynb")
+    intro = readme.split("## Quick start")[0].split("\n", 1)[1].strip()
+    toctree = "\n".join(["```{toctree}", ":maxdepth: 1", ":caption: Lessons", "", *names,
+                         "```", "", "```{toctree}", ":maxdepth: 1", ":caption: About", "",
+                         "how_the_course_works", "```"])
+    (out / "index.md").write_text(
+        f"# {title}\n\n{intro}\n\n{course_map(readme, names)}\n{toctree}\n", encoding="utf-8")
+    how = "\n".join(readme_section(readme, heading) for heading in
+                    ("## Quick start", "## The course")).replace(_MAP_HEADING, "## Exercises, "
+                                                                  "checks, modes and data", 1)
+    (out / "how_the_course_works.md").write_text(
+        "# How the course works\n\n" + re.sub(r"\| notebook \|.*?\n\n", "", how, flags=re.S),
+        encoding="utf-8")
+    (out / "conf.py").write_text(_CONF.format(title=title), encoding="utf-8")
+    return out
+
+
+_CONF = '''\
+project = "{title}"
+extensions = ["myst_nb", "sphinx-mathjax-offline"]  # MathJax served with the site: no CDN
+nb_execution_mode = "off"  # the stored outputs of `make solutions`
+nb_output_stderr = "remove"  # progress bars and warnings are not part of the lesson
+myst_enable_extensions = ["dollarmath", "amsmath"]
+html_theme = "sphinx_book_theme"
+html_title = "{title}"
+exclude_patterns = ["_build", "exercises"]
+suppress_warnings = ["myst.header", "mystnb.unknown_mime_type"]
+'''
+
+
+def build(out: Path = SITE_DIR, root: Path = ROOT) -> Path:
+    """Stage the sources under out/_source and build the HTML into out; returns out."""
+    source = stage(out.parent / (out.name + "_source"), root)
+    if out.exists():
+        shutil.rmtree(out)
+    result = subprocess.run(
+        [sys.executable, "-m", "sphinx", "-b", "html", "-q", "-W", str(source), str(out)],
+        capture_output=True, text=True)
+    if result.returncode != 0:  # -W: a warning (a broken link, a bad cell) fails the build
+        raise RuntimeError(f"sphinx-build failed:\n{result.stderr[-3000:]}")
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=SITE_DIR, help="where the HTML goes")
+    args = parser.parse_args(argv)
+    out = build(args.out)
+    print(f"built {len(notebook_names())} lesson pages into {out}; open {out / 'index.html'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
