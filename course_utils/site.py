@@ -27,6 +27,49 @@ from .authoring import ROOT, SOLUTION_ONLY, serialize
 
 SITE_DIR = ROOT / "build" / "site"
 _MAP_HEADING = "## The course"
+# The course's public repository: the Colab links and every notebook's Colab install come from
+# here (tests/test_site.py checks that the notebooks agree). Change it in this one place, then
+# run `python -m course_utils.site --sync-setup` and `make student`.
+REPOSITORY_URL = "https://github.com/from-em-to-vaes/course"
+BRANCH = "main"
+
+
+def colab_setup_source() -> str:
+    """The lines that open every notebook's setup cell: on Colab, install the course first."""
+    return (
+        "import sys\n"
+        "if \"google.colab\" in sys.modules:  # on Colab: install the course first\n"
+        "    import subprocess\n"
+        "    subprocess.run([sys.executable, \"-m\", \"pip\", \"install\", \"-q\",\n"
+        f"                    \"course_utils @ git+{REPOSITORY_URL}\"], check=True)\n"
+    )
+
+
+def colab_url(name: str) -> str:
+    """The link that opens the exercise notebook ``notebooks/<name>.ipynb`` in Colab."""
+    path = REPOSITORY_URL.removeprefix("https://github.com/")
+    return f"https://colab.research.google.com/github/{path}/blob/{BRANCH}/notebooks/{name}.ipynb"
+
+
+def sync_setup_cells(root: Path = ROOT) -> list[str]:
+    """Put colab_setup_source() at the top of each solution's first code cell; returns the
+    names changed. Only the cell's source changes: off Colab it runs as before, so its
+    stored output stays true."""
+    changed = []
+    for name in notebook_names(root):
+        path = root / "solutions" / f"{name}.ipynb"
+        nb = nbformat.read(path, as_version=4)
+        cell = next(c for c in nb.cells if c.cell_type == "code")
+        body = cell.source.split(_SETUP_END, 1)[1] if _SETUP_END in cell.source else cell.source
+        source = colab_setup_source() + body.lstrip("\n")
+        if source != cell.source:
+            cell.source = source
+            path.write_text(serialize(nb), encoding="utf-8")
+            changed.append(name)
+    return changed
+
+
+_SETUP_END = "check=True)\n"
 
 
 def notebook_names(root: Path = ROOT) -> list[str]:
@@ -42,14 +85,15 @@ def readme_section(readme: str, heading: str) -> str:
 
 
 def page_notebook(path: Path, name: str) -> nbformat.NotebookNode:
-    """A solution notebook for the site: claims dropped, a download link on top."""
+    """A solution notebook for the site: claims dropped, Colab and download links on top."""
     nb = nbformat.read(path, as_version=4)
     nb.cells = [cell for cell in nb.cells
                 if SOLUTION_ONLY not in cell.get("metadata", {}).get("tags", [])]
     link = nbformat.v4.new_markdown_cell(
-        f"*Work through it yourself:* {{download}}`download the exercise notebook "
-        f"<exercises/{name}.ipynb>` (the same lesson with the solutions left for you to "
-        "write; run it with the course installed: see *How the course works*)."
+        f"*Work through it yourself:* [open the exercise notebook in Colab]({colab_url(name)}) "
+        f"or {{download}}`download it <exercises/{name}.ipynb>` (the same lesson with the "
+        "solutions left for you to write; locally it needs the course installed, see *How the "
+        "course works*; on Colab its first cell installs it)."
     )
     nb.cells.insert(1, link)  # below the title
     return nb
@@ -121,7 +165,12 @@ def build(out: Path = SITE_DIR, root: Path = ROOT) -> Path:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=SITE_DIR, help="where the HTML goes")
+    parser.add_argument("--sync-setup", action="store_true",
+                        help="write the Colab install lines into the solutions' setup cells")
     args = parser.parse_args(argv)
+    if args.sync_setup:
+        print("updated:", ", ".join(sync_setup_cells()) or "nothing")
+        return 0
     out = build(args.out)
     print(f"built {len(notebook_names())} lesson pages into {out}; open {out / 'index.html'}")
     return 0

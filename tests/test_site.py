@@ -107,3 +107,58 @@ def test_a_built_page_shows_rendered_math_and_a_figure_in_a_browser(built):
         finally:
             browser.close()
     assert shown >= 5  # the stored figures load and have a size
+
+
+@pytest.mark.parametrize("folder", ["solutions", "notebooks"])
+def test_every_setup_cell_installs_the_course_on_colab_from_the_one_url(folder):
+    import nbformat
+
+    for name in site.notebook_names():
+        nb = nbformat.read(Path(site.ROOT) / folder / f"{name}.ipynb", as_version=4)
+        setup = next(cell for cell in nb.cells if cell.cell_type == "code")
+        assert setup.source.startswith(site.colab_setup_source()), f"{folder}/{name}"
+
+
+def _run_colab_block(monkeypatch, on_colab: bool) -> list:
+    import subprocess
+    import sys
+    import types
+
+    calls = []
+    monkeypatch.setattr(subprocess, "run", lambda cmd, **kw: calls.append((cmd, kw)))
+    if on_colab:
+        monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    else:
+        monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    exec(compile(site.colab_setup_source(), "<setup cell>", "exec"), {})
+    return calls
+
+
+def test_the_colab_branch_pip_installs_the_course_and_elsewhere_does_nothing(monkeypatch):
+    import sys
+
+    (command, options), = _run_colab_block(monkeypatch, on_colab=True)
+    assert command == [sys.executable, "-m", "pip", "install", "-q",
+                       f"course_utils @ git+{site.REPOSITORY_URL}"]
+    assert options == {"check": True}  # a failed install stops the notebook there
+    assert _run_colab_block(monkeypatch, on_colab=False) == []
+
+
+def test_each_page_links_its_exercise_notebook_in_colab(built):
+    for name in site.notebook_names():
+        assert site.colab_url(name) in (built / f"{name}.html").read_text(encoding="utf-8")
+    assert site.colab_url("04_vae") == ("https://colab.research.google.com/github/"
+                                        + site.REPOSITORY_URL.removeprefix("https://github.com/")
+                                        + "/blob/main/notebooks/04_vae.ipynb")
+
+
+def test_sync_setup_cells_writes_the_lines_once(tmp_path):
+    import shutil
+
+    shutil.copytree(Path(site.ROOT) / "solutions", tmp_path / "solutions")
+    assert site.sync_setup_cells(tmp_path) == []  # the committed solutions carry them already
+    first = tmp_path / "solutions" / "00_welcome.ipynb"
+    first.write_text(first.read_text(encoding="utf-8").replace("from-em-to-vaes", "someone"),
+                     encoding="utf-8")
+    assert site.sync_setup_cells(tmp_path) == ["00_welcome"]  # an old URL is replaced
+    assert site.sync_setup_cells(tmp_path) == []
