@@ -96,7 +96,18 @@ def page_notebook(path: Path, name: str) -> nbformat.NotebookNode:
         "course works*; on Colab its first cell installs it)."
     )
     nb.cells.insert(1, link)  # below the title
+    nb.metadata.pop("widgets", None)  # the widgets' saved state would load a renderer from a CDN
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs = [WIDGET_FALLBACK if _WIDGET_VIEW in out.get("data", {}) else out
+                            for out in cell.outputs]
     return nb
+
+
+_WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+WIDGET_FALLBACK = nbformat.v4.new_output("display_data", data={"text/markdown": (
+    "*An interactive widget stands here in the notebook: its sliders need a live kernel "
+    "(Jupyter on your machine, or Colab). The figures around it show the same model.*")})
 
 
 def course_map(readme: str, names: list[str]) -> str:

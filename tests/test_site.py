@@ -162,3 +162,17 @@ def test_sync_setup_cells_writes_the_lines_once(tmp_path):
                      encoding="utf-8")
     assert site.sync_setup_cells(tmp_path) == ["00_welcome"]  # an old URL is replaced
     assert site.sync_setup_cells(tmp_path) == []
+
+
+def test_widgets_get_a_static_note_instead_of_a_renderer_from_a_cdn(built):
+    import nbformat
+
+    with_widgets = [name for name in site.notebook_names()
+                    if "widget-view+json" in (Path(site.ROOT) / "solutions"
+                                              / f"{name}.ipynb").read_text(encoding="utf-8")]
+    assert with_widgets  # 04, 06, ... store widget outputs
+    note = site.WIDGET_FALLBACK["data"]["text/markdown"].strip("*")[:40]
+    for name in with_widgets:
+        page = (built / f"{name}.html").read_text(encoding="utf-8")
+        assert note in page and "widget-view+json" not in page, name
+    assert isinstance(site.WIDGET_FALLBACK, nbformat.NotebookNode)
