@@ -46,7 +46,9 @@ def _require_labels(y, num_classes: int, batch_size: int | None = None) -> None:
 
 
 def _require_x(x, x_dim: int, model=None) -> None:
-    require_batch(x, x_dim, bernoulli=True, model=model)  # every decoder here is Bernoulli
+    # pixels in [0, 1] for a Bernoulli decoder; any finite value for a Gaussian one (GaussianM2)
+    bernoulli = getattr(model, "likelihood", "bernoulli") == "bernoulli"
+    require_batch(x, x_dim, bernoulli=bernoulli, model=model)
 
 
 def _require_mask(mask, x: torch.Tensor) -> None:

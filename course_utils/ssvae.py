@@ -10,6 +10,9 @@ inference model q(z, y|x) = q(z|x,y) q(y|x) (eq. 4 of the paper).
   term written as a mean over labeled examples.
 - ``semi_supervised_loss_fn``: a ``train.fit`` loss mixing an unlabeled and a labeled batch.
 - ``fit_classifier`` and ``accuracy``: the classifier-only baseline and its evaluation.
+- M1+M2 (section 3.1 of the paper): ``fit_m1`` trains a VAE on every image without labels,
+  ``LatentFeatures`` turns its posterior means into M2's input, and ``GaussianM2`` is M2 with a
+  Gaussian p(x|y,z) over those features; ``stacked_classifier`` classifies pixels with both.
 """
 
 from __future__ import annotations
@@ -26,9 +29,13 @@ from .data import dynamic_binarize
 from .train import require_finite_loss
 from .vae import (
     MLP,
+    VAE,
+    GaussianDecoder,
     _bernoulli_ll,
     _gaussian_kl,
+    _gaussian_ll,
     _require_dims,
+    require_batch,
 )
 
 PAPER_ALPHA = 0.1  # Kingma et al. 2014, section 3.1.2: "α = 0.1·N in all experiments"
@@ -63,9 +70,13 @@ class M2(CVAE):
         z = self.reparameterize(mu, logvar)
         c = torch.eye(k, dtype=x.dtype, device=x.device).unsqueeze(1).expand(k, b, k)
         # Kingma et al. 2014, eq. 6 for every y at once; log p(y) = -log K
-        elbo = (_bernoulli_ll(x, self.decode(z, c)) - math.log(k)
+        elbo = (self._log_px(x, self.decode(z, c)) - math.log(k)
                 - _gaussian_kl(mu, logvar))  # (K, B)
         return elbo.T
+
+    def _log_px(self, x: torch.Tensor, decoded) -> torch.Tensor:
+        """log p(x|y,z) summed over D from the decoder's output: -> (..., B)."""
+        return _bernoulli_ll(x, decoded)
 
     def _encode_all_classes(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """q(z|x,y) for every y: x (B, D) -> mu, logvar (K, B, Z); x's first layer computed once."""
@@ -87,7 +98,7 @@ class M2(CVAE):
         z = mu + torch.exp(0.5 * logvar) * eps  # (k, B, Z)
         log_q = -0.5 * (math.log(2 * math.pi) + logvar + eps.pow(2)).sum(-1)
         log_pz = -0.5 * (math.log(2 * math.pi) + z.pow(2)).sum(-1)
-        log_px = _bernoulli_ll(x, self.decode(z, c.expand(k, -1, -1)))
+        log_px = self._log_px(x, self.decode(z, c.expand(k, -1, -1)))
         return log_px + log_pz - math.log(self.num_classes) - log_q
 
     @torch.no_grad()
@@ -95,6 +106,111 @@ class M2(CVAE):
         """Importance-sampled log p(x, y) with k samples (Burda et al. 2016): -> (B,)."""
         log_w = self.log_weights(x, y, k)
         return torch.logsumexp(log_w, dim=0) - math.log(k)
+
+
+class GaussianM2(M2):
+    """M2 over real-valued features (the upper model of M1+M2, Kingma et al. 2014, §3.1.2):
+    p(x|y,z) = N(mean(y,z), diag exp(logvar)) with one learned log-variance per feature."""
+
+    likelihood = "gaussian"
+
+    def __init__(self, x_dim: int, num_classes: int = 10, z_dim: int = 16,
+                 hidden_dims: Sequence[int] = (256,), activation: str = "relu",
+                 classifier_hidden_dims: Sequence[int] | None = None):
+        super().__init__(x_dim, num_classes, z_dim, hidden_dims, activation,
+                         classifier_hidden_dims)
+        self.decoder = GaussianDecoder(z_dim + num_classes, hidden_dims, x_dim, activation)
+
+    def _log_px(self, x: torch.Tensor, decoded) -> torch.Tensor:
+        return _gaussian_ll(x, *decoded)
+
+    def elbo(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """-L(x,y) with the Gaussian likelihood, one z sample: (B, D), (B,) -> (B,)."""
+        _require_x(x, self.x_dim, self)
+        _require_labels(y, self.num_classes, len(x))
+        c = one_hot(y, self.num_classes, dtype=x.dtype)
+        mu, logvar = self.encode(x, c)
+        z = self.reparameterize(mu, logvar)
+        return self._log_px(x, self.decode(z, c)) - math.log(self.num_classes) - _gaussian_kl(
+            mu, logvar)
+
+    def loss(self, x, y, beta: float = 1.0):
+        raise NotImplementedError("GaussianM2 trains with labeled_loss and unlabeled_loss")
+
+    @torch.no_grad()
+    def sample(self, y: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
+        """Means of p(x|y,z), z ~ N(0, I) unless given: y (n,) -> (n, D)."""
+        param = next(self.parameters())
+        _require_labels(y, self.num_classes)
+        y = y.to(param.device)
+        if z is None:
+            z = torch.randn(len(y), self.z_dim, dtype=param.dtype, device=param.device)
+        return self.decode(z.to(param), one_hot(y, self.num_classes, dtype=param.dtype))[0]
+
+
+# --------------------------------------------------------------------------- M1 for M1+M2
+
+
+def fit_m1(x: torch.Tensor, *, z_dim: int = 50, hidden_dims: Sequence[int] = (500, 500),
+           num_epochs: int = 50, batch_size: int = 100, lr: float = 1e-3,
+           seed: int = 0) -> VAE:
+    """M1: a Bernoulli VAE trained on x (N, D) in [0, 1], no labels, dynamically binarised,
+    Adam with a cosine decay of lr to 5% over the epochs; -> the trained VAE (eval mode)."""
+    _require_dims(z_dim=z_dim, num_epochs=num_epochs, batch_size=batch_size)
+    if not isinstance(x, torch.Tensor) or x.ndim != 2:
+        raise ValueError(f"x must be a (N, D) tensor of images, got {getattr(x, 'shape', x)!r}")
+    require_batch(x, x.shape[1], bernoulli=True)
+    generator = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    m1 = VAE(x.shape[1], z_dim, tuple(hidden_dims)).to(x.device)
+    optimizer = torch.optim.Adam(m1.parameters(), lr=lr)
+    for epoch in range(num_epochs):
+        for group in optimizer.param_groups:
+            group["lr"] = lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * epoch / num_epochs)))
+        order = torch.randperm(len(x), generator=generator).to(x.device)
+        for start in range(0, len(x), batch_size):
+            loss = m1.loss(dynamic_binarize(x[order[start:start + batch_size]]))["loss"]
+            require_finite_loss(loss, epoch, "fit_m1")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+    return m1.eval()
+
+
+class LatentFeatures:
+    """M1's posterior means as M2's input: the dimensions M1 uses (mean KL above ``min_kl``
+    nats on ``x``), each standardised to mean 0 and variance 1 over ``x``."""
+
+    def __init__(self, m1: VAE, x: torch.Tensor, min_kl: float = 0.05, batch_size: int = 2048):
+        self.m1, self.batch_size = m1, batch_size
+        mu, logvar = self._encode(x)
+        kl_per_dim = 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).mean(0)  # (Z,)
+        self.active = kl_per_dim > min_kl
+        if not bool(self.active.any()):
+            raise ValueError(f"M1 uses no latent dimension (every mean KL <= {min_kl} nats): "
+                             "train it longer, or lower min_kl")
+        means = mu[:, self.active]
+        self.mean, self.std = means.mean(0), means.std(0).clamp_min(1e-6)
+
+    @property
+    def num_features(self) -> int:
+        return int(self.active.sum())
+
+    @torch.no_grad()
+    def _encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        self.m1._check_x(x)
+        parts = [self.m1.encode(x[s:s + self.batch_size]) for s in range(0, len(x),
+                                                                          self.batch_size)]
+        return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """Standardised posterior means of the active dimensions: x (B, D) -> (B, F)."""
+        return (self._encode(x)[0][:, self.active] - self.mean) / self.std
+
+
+def stacked_classifier(features: LatentFeatures, m2: GaussianM2):
+    """M1+M2's q(y|x) on pixels: x (B, D) -> logits (B, K), through M1's features."""
+    return lambda x: m2.classify(features(x))
 
 
 # --------------------------------------------------------------------------- the two losses

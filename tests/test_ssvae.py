@@ -287,4 +287,116 @@ def test_bench_ssvae_runs_every_mode_end_to_end(tmp_path, fake_mnist, load_bench
                for r in ceiling["records"])
     with pytest.raises(SystemExit):
         bench.main(["digits", "--all-labels"])
-    assert "--all-labels needs the mnist dataset" in capsys.readouterr().err
+    assert "--all-labels and --stacked need the mnist dataset" in capsys.readouterr().err
+
+    bench.main(["mnist", "--stacked", "--labels-per-class", "1", "--draws", "2",
+                "--m1-epochs", "1", "--m1-z-dim", "4", "--m1-hidden", "8", "--m2-steps", "3",
+                "--z-dim", "2", *small, "--out", str(tmp_path / "stacked.json")])
+    stacked = json.loads((tmp_path / "stacked.json").read_text())
+    assert [r["draw"] for r in stacked["rows"]] == [0, 1]
+    assert all(0 <= r["m1m2_acc"] <= 1 and r["records"][-1]["step"] == 3
+               and r["total_cpu_min"] >= r["m1_cpu_min"] for r in stacked["rows"])
+    assert 1 <= stacked["m1_active_dims"] <= 4
+    assert stacked["split"].startswith("validation split")
+
+
+# --------------------------------------------------------------------------- M1+M2
+
+
+def _gaussian_m2(seed: int = 0) -> ssvae.GaussianM2:
+    torch.manual_seed(seed)
+    return ssvae.GaussianM2(X_DIM, num_classes=K, z_dim=3, hidden_dims=(16,)).double()
+
+
+def _features(b: int = 6, seed: int = 1) -> torch.Tensor:
+    return 3 * torch.randn(b, X_DIM, generator=torch.Generator().manual_seed(seed),
+                           dtype=torch.float64)
+
+
+def test_gaussian_m2_elbo_against_torch_distributions():
+    model, x, y = _gaussian_m2(), _features(), torch.tensor([0, 1, 2, 3, 0, 1])
+    with torch.no_grad():
+        model.decoder.logvar.copy_(torch.linspace(-1, 1, X_DIM))
+    torch.manual_seed(5)
+    elbo = model.elbo(x, y)
+    c = F.one_hot(y, K).double()
+    mu, logvar = model.encode(x, c)
+    torch.manual_seed(5)
+    z = mu + (0.5 * logvar).exp() * torch.randn_like(mu)
+    mean, x_logvar = model.decode(z, c)
+    log_px = Normal(mean, (0.5 * x_logvar).exp()).log_prob(x).sum(-1)
+    kl = kl_divergence(Normal(mu, (0.5 * logvar).exp()), Normal(0.0, 1.0)).sum(-1)
+    torch.testing.assert_close(elbo, log_px - math.log(K) - kl)
+
+
+def test_gaussian_m2_all_classes_equal_one_class_at_a_time():
+    model, x = _gaussian_m2(), _features()
+    with torch.no_grad():  # a near-point q(z|x,y): one sample is the whole expectation
+        model.encoder.net[-1].bias[model.z_dim:] -= 30.0
+    torch.testing.assert_close(model.elbo_all_classes(x), _per_class_elbo(model, x),
+                               rtol=0, atol=1e-4)
+
+
+def test_gaussian_m2_takes_real_features_where_m2_takes_pixels():
+    x, y = _features(), torch.tensor([0, 1, 2, 3, 0, 1])
+    loss = ssvae.unlabeled_loss(_gaussian_m2(), x)
+    assert loss.shape == (6,) and bool(loss.isfinite().all())
+    assert ssvae.labeled_loss(_gaussian_m2(), x, y, alpha=1.0).shape == (6,)
+    with pytest.raises(ValueError, match=r"must lie in \[0, 1\]"):
+        ssvae.unlabeled_loss(_model(), x)
+    with pytest.raises(ValueError, match="must be finite|non-finite|nan|inf"):
+        ssvae.unlabeled_loss(_gaussian_m2(), x.masked_fill(x > 2, float("nan")))
+    assert _gaussian_m2().sample(torch.tensor([0, 3])).shape == (2, X_DIM)
+
+
+def _m1() -> "ssvae.VAE":
+    """A VAE with 5 latents of which 0 and 3 are unused (mean 0, variance 1 for every x)."""
+    torch.manual_seed(0)
+    m1 = ssvae.VAE(X_DIM, 5, (16,)).double()
+    with torch.no_grad():
+        w, b = m1.encoder.net[-1].weight, m1.encoder.net[-1].bias
+        w[:5] *= 20  # the used means vary with x: a mean KL of several nats
+        for j in (0, 3):
+            w[j].zero_(), b[j].zero_(), w[5 + j].zero_(), b[5 + j].zero_()
+    return m1
+
+
+def test_latent_features_keep_the_used_dimensions_standardised():
+    m1, x = _m1(), _x(200)
+    features = ssvae.LatentFeatures(m1, x)
+    assert features.active.tolist() == [False, True, True, False, True]
+    f = features(x)
+    assert f.shape == (200, 3) == (200, features.num_features)
+    torch.testing.assert_close(f.mean(0), torch.zeros(3, dtype=f.dtype), atol=1e-10, rtol=0)
+    torch.testing.assert_close(f.std(0), torch.ones(3, dtype=f.dtype))
+    mu, _ = m1.encode(x[:4])
+    torch.testing.assert_close(f[:4], (mu[:, [1, 2, 4]] - features.mean) / features.std)
+    with pytest.raises(ValueError, match=r"shape \(B, 12\)"):
+        features(torch.rand(3, 7, dtype=torch.float64))
+    with pytest.raises(ValueError, match="no latent dimension"):
+        ssvae.LatentFeatures(m1, x, min_kl=1e9)
+
+
+def test_stacked_classifier_goes_through_the_features():
+    m1, x = _m1(), _x(50)
+    features = ssvae.LatentFeatures(m1, x)
+    m2 = ssvae.GaussianM2(features.num_features, K, 2, (8,)).double()
+    logits = ssvae.stacked_classifier(features, m2)(x[:7])
+    torch.testing.assert_close(logits, m2.classify(features(x[:7])))
+
+
+def test_fit_m1_learns_and_checks_its_input():
+    x = torch.rand(300, X_DIM, generator=torch.Generator().manual_seed(0)).round()
+    x[:150, :6], x[150:, 6:] = 1.0, 0.0  # two kinds of image
+    torch.manual_seed(0)
+    untrained = ssvae.VAE(X_DIM, 2, (16,))
+    with torch.no_grad():
+        before = float(untrained.loss(x)["loss"])
+    m1 = ssvae.fit_m1(x, z_dim=2, hidden_dims=(16,), num_epochs=30, batch_size=50, lr=1e-2)
+    assert not m1.training
+    with torch.no_grad():
+        assert float(m1.loss(x)["loss"]) < before - 1.0
+    with pytest.raises(ValueError, match=r"must lie in \[0, 1\]"):
+        ssvae.fit_m1(2 * x, num_epochs=1)
+    with pytest.raises(ValueError, match=r"\(N, D\)"):
+        ssvae.fit_m1(x[0], num_epochs=1)
