@@ -136,6 +136,17 @@ def baseline_classifier(x_dim: int, x_l, y_l, args, binarize=False):
     return classifier.eval()
 
 
+def summarise_draws(rows: list[dict], key: str, name: str) -> dict:
+    """Mean and sd over label draws of the baseline's and the model's accuracy, printed."""
+    summary = {k: (statistics.mean(r[k] for r in rows),
+                   statistics.stdev(r[k] for r in rows) if len(rows) > 1 else 0.0)
+               for k in ("baseline_acc", key)}
+    print(f"mean ± sd over {len(rows)} draws: classifier only {summary['baseline_acc'][0]:.3f} "
+          f"± {summary['baseline_acc'][1]:.3f}   {name} {summary[key][0]:.3f} "
+          f"± {summary[key][1]:.3f}", flush=True)
+    return summary
+
+
 # --------------------------------------------------------------------------- digits
 
 
@@ -166,12 +177,8 @@ def run_digits(args) -> dict:
                      "baseline_cpu_s": round(t1 - t0, 1), "m2_cpu_s": round(t2 - t1, 1)})
         print(f"draw {draw}: classifier only {base_acc:.3f}   M2 {m2_acc:.3f}   "
               f"(cpu {t1 - t0:.0f} s + {t2 - t1:.0f} s)", flush=True)
-    summary = {name: (statistics.mean(r[name] for r in rows),
-                      statistics.stdev(r[name] for r in rows) if len(rows) > 1 else 0.0)
-               for name in ("baseline_acc", "m2_acc")}
-    print(f"mean ± sd over {args.draws} draws: classifier only {summary['baseline_acc'][0]:.3f} "
-          f"± {summary['baseline_acc'][1]:.3f}   M2 {summary['m2_acc'][0]:.3f} "
-          f"± {summary['m2_acc'][1]:.3f}   (wall {time.time() - tic:.0f} s)")
+    summary = summarise_draws(rows, "m2_acc", "M2")
+    print(f"(wall {time.time() - tic:.0f} s)")
     return {"rows": rows, "summary": summary, "wall_s": round(time.time() - tic, 1)}
 
 
@@ -252,12 +259,7 @@ def run_mnist_stacked(args) -> dict:
                      "total_cpu_min": round(m1_cpu_min + m2_cpu_min, 2), "records": records})
         print(f"draw {draw}: classifier only {base_acc:.3f}   M1+M2 {rows[-1]['m1m2_acc']:.3f}   "
               f"(cpu M1 {m1_cpu_min:.1f} + M2 {m2_cpu_min:.1f} min)", flush=True)
-    summary = {name: (statistics.mean(r[name] for r in rows),
-                      statistics.stdev(r[name] for r in rows) if len(rows) > 1 else 0.0)
-               for name in ("baseline_acc", "m1m2_acc")}
-    print(f"mean ± sd over {args.draws} draws: classifier only {summary['baseline_acc'][0]:.3f} "
-          f"± {summary['baseline_acc'][1]:.3f}   M1+M2 {summary['m1m2_acc'][0]:.3f} "
-          f"± {summary['m1m2_acc'][1]:.3f}")
+    summary = summarise_draws(rows, "m1m2_acc", "M1+M2")
     return {"rows": rows, "summary": summary, "split": protocol.description,
             "m1_active_dims": features.num_features}
 

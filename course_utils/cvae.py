@@ -134,7 +134,11 @@ class CVAE(nn.Module):
         elif z.shape != (len(y), self.z_dim):
             raise ValueError(f"z must have shape ({len(y)}, {self.z_dim}), got {tuple(z.shape)}")
         c = one_hot(y, self.num_classes, dtype=param.dtype)
-        return torch.sigmoid(self.decode(z.to(param), c))
+        return self._decoded_mean(self.decode(z.to(param), c))
+
+    def _decoded_mean(self, decoded) -> torch.Tensor:
+        """E[x|y,z] from the decoder's output: Bernoulli logits -> probabilities."""
+        return torch.sigmoid(decoded)
 
 
 def conditional_elbo(model: CVAE, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
