@@ -61,12 +61,14 @@ def make_model(x_dim: int, args) -> ssvae.M2:
 
 
 def train_m2(model, x_l, y_l, x_u, args, *, num_steps=None, budget_cpu_min=None,
-             max_wall_min=None, x_valid=None, y_valid=None, log=None, binarize=False):
+             max_wall_min=None, x_valid=None, y_valid=None, log=None, binarize=False,
+             augment=None):
     """Adam on J^α with one unlabeled and one labeled batch per step; returns the eval records."""
     alpha = ssvae.classification_weight(len(x_l) + len(x_u), len(x_l), args.alpha)
     weight = 1.0 if args.labeled_weight == "batch" else len(x_l) / len(x_u)
     loss_fn = ssvae.semi_supervised_loss_fn(x_l, y_l, alpha, labeled_batch_size=args.batch_size,
-                                            binarize=binarize, labeled_weight=weight)
+                                            binarize=binarize, labeled_weight=weight,
+                                            augment=augment)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
     cpu0, wall0 = cpu_minutes(), time.time()
     records, step, epoch, sums = [], 0, 0, {}
@@ -127,12 +129,13 @@ def train_m2(model, x_l, y_l, x_u, args, *, num_steps=None, budget_cpu_min=None,
     return records
 
 
-def baseline_classifier(x_dim: int, x_l, y_l, args, binarize=False):
+def baseline_classifier(x_dim: int, x_l, y_l, args, binarize=False, augment=None):
     """The same classifier network as M2's q(y|x), trained on the labels alone."""
     classifier = MLP(x_dim, tuple(args.classifier_hidden), 10).to(x_l.device)
     ssvae.fit_classifier(classifier, x_l, y_l, num_steps=args.baseline_steps,
                          batch_size=min(args.batch_size, len(x_l)), lr=args.lr,
-                         weight_decay=args.baseline_weight_decay, binarize=binarize)
+                         weight_decay=args.baseline_weight_decay, binarize=binarize,
+                         augment=augment)
     return classifier.eval()
 
 
@@ -185,40 +188,54 @@ def run_digits(args) -> dict:
 # --------------------------------------------------------------------------- mnist
 
 
+def labeled_augment(args):
+    """--shift: the labeled batches' random shifts (None for 0), for M2 and the baseline."""
+    if not args.shift:
+        return None
+    return lambda x: data.random_shift(x, (28, 28), args.shift)
+
+
 def run_mnist(args) -> dict:
+    """Per label draw: the classifier-only baseline, then M2 on pixels for --budget-cpu-min."""
     protocol = data.mnist_protocol()  # the official test split when the t10k files are there
     print(protocol.description, flush=True)
-    x, y = data.load_mnist(protocol.train_split)
-    x_valid, y_valid = data.load_mnist(protocol.eval_split)
-    x_valid = data.dynamic_binarize(x_valid, torch.Generator().manual_seed(1))
-    torch.manual_seed(args.seed)
-    index = ssvae.labeled_subset(y, args.labels_per_class,
-                                 torch.Generator().manual_seed(args.seed))
-    unlabeled = torch.ones(len(y), dtype=torch.bool)
-    unlabeled[index] = False
     device = device_of(args)
-    x_l, y_l, x_u = x[index].to(device), y[index].to(device), x[unlabeled].to(device)
-    x_valid, y_valid = x_valid.to(device), y_valid.to(device)
+    x, y = (t.to(device) for t in data.load_mnist(protocol.train_split))
+    x_valid, y_valid = data.load_mnist(protocol.eval_split)
+    x_valid = data.dynamic_binarize(x_valid, torch.Generator().manual_seed(1)).to(device)
+    y_valid = y_valid.to(device)
     log = open(args.log, "a") if args.log else sys.stdout
-    print(json.dumps({"config": vars(args), "threads": torch.get_num_threads(),
-                      "n_labeled": len(x_l), "n_unlabeled": len(x_u)}), file=log, flush=True)
-
-    base = baseline_classifier(x.shape[1], x_l, y_l, args, binarize=True)
-    base_acc = ssvae.accuracy(base, x_valid, y_valid)
-    print(json.dumps({"baseline_valid_acc": base_acc}), file=log, flush=True)
-
-    model = make_model(x.shape[1], args)
-    records = train_m2(model, x_l, y_l, x_u, args, budget_cpu_min=args.budget_cpu_min,
-                       max_wall_min=args.max_wall_min, x_valid=x_valid, y_valid=y_valid,
-                       log=log, binarize=True)
-    final = records[-1]
-    result = {"baseline_valid_acc": base_acc, "final": final,
-              "best_valid_acc": max(r["valid_acc"] for r in records), "records": records,
-              "split": protocol.description}
-    print(json.dumps({"final_valid_acc": final["valid_acc"], "cpu_min": final["cpu_min"],
-                      "wall_min": final["wall_min"], "baseline_valid_acc": base_acc}),
-          file=log, flush=True)
-    return result
+    augment, rows = labeled_augment(args), []
+    for draw in range(args.seed, args.seed + args.draws):
+        torch.manual_seed(draw)
+        index = ssvae.labeled_subset(y, args.labels_per_class,
+                                     torch.Generator().manual_seed(draw))
+        unlabeled = torch.ones(len(y), dtype=torch.bool, device=y.device)
+        unlabeled[index] = False
+        x_l, y_l, x_u = x[index], y[index], x[unlabeled]
+        print(json.dumps({"config": vars(args), "draw": draw, "threads": torch.get_num_threads(),
+                          "n_labeled": len(x_l), "n_unlabeled": len(x_u)}), file=log, flush=True)
+        base_acc = ssvae.accuracy(baseline_classifier(x.shape[1], x_l, y_l, args, binarize=True,
+                                                      augment=augment), x_valid, y_valid)
+        row = {"draw": draw, "baseline_acc": base_acc}
+        if augment is not None:  # the same classifier without the shifts, for reference
+            row["baseline_unshifted_acc"] = ssvae.accuracy(
+                baseline_classifier(x.shape[1], x_l, y_l, args, binarize=True), x_valid, y_valid)
+        print(json.dumps({"draw": draw, **row}), file=log, flush=True)
+        model = make_model(x.shape[1], args)
+        records = train_m2(model, x_l, y_l, x_u, args, budget_cpu_min=args.budget_cpu_min,
+                           max_wall_min=args.max_wall_min, x_valid=x_valid, y_valid=y_valid,
+                           log=log, binarize=True, augment=augment)
+        final = records[-1]
+        row.update({"m2_acc": final["valid_acc"], "best_valid_acc": max(
+            r["valid_acc"] for r in records), "cpu_min": final["cpu_min"],
+            "wall_min": final["wall_min"], "steps": final["step"], "records": records})
+        rows.append(row)
+        print(f"draw {draw}: classifier only {base_acc:.3f}   M2 {final['valid_acc']:.3f} "
+              f"(best {row['best_valid_acc']:.3f}; {final['cpu_min']:.1f} CPU-min, "
+              f"{final['step']} steps)", flush=True)
+    summary = summarise_draws(rows, "m2_acc", "M2")
+    return {"rows": rows, "summary": summary, "split": protocol.description}
 
 
 def run_mnist_stacked(args) -> dict:
@@ -264,6 +281,39 @@ def run_mnist_stacked(args) -> dict:
             "m1_active_dims": features.num_features}
 
 
+RECORDED_SETTINGS = ("labels_per_class", "z_dim", "hidden", "classifier_hidden", "alpha",
+                     "lr", "batch_size", "shift", "budget_cpu_min", "m2_steps", "m1_epochs",
+                     "m1_z_dim", "m1_hidden", "threads", "device")
+
+
+def record(result: dict, args, command: str, path: Path) -> None:
+    """Store a run's per-draw figures under its model's name in the results file the
+    notebooks read (``ssvae.mnist_results``); other models' entries are kept."""
+    stacked = bool(args.stacked)
+    name, key = ("M1+M2", "m1m2_acc") if stacked else ("M2", "m2_acc")
+    m1_cpu_min = result["rows"][0]["m1_cpu_min"] if stacked else 0.0
+    draws = []
+    for row in result["rows"]:
+        entry = {"draw": row["draw"], "accuracy": row[key], "baseline_acc": row["baseline_acc"],
+                 "cpu_min": row["total_cpu_min"] if stacked else row["cpu_min"],
+                 "curve": [[round(m1_cpu_min + r["cpu_min"], 2), r["valid_acc"]]
+                           for r in row["records"]]}
+        if "baseline_unshifted_acc" in row:
+            entry["baseline_unshifted_acc"] = row["baseline_unshifted_acc"]
+        draws.append(entry)
+    settings = {k: getattr(args, k) for k in RECORDED_SETTINGS
+                if not (stacked and k == "budget_cpu_min")
+                and not (not stacked and k.startswith(("m1_", "m2_")))}
+    results = json.loads(path.read_text()) if path.exists() else {}
+    results[name] = {"command": command, "split": result["split"], "settings": settings,
+                     "date": time.strftime("%Y-%m-%d"), "draws": draws,
+                     **({"m1_cpu_min": m1_cpu_min, "m1_active_dims": result["m1_active_dims"]}
+                        if stacked else {})}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=1) + "\n")
+    print(f"recorded {name} in {path}", flush=True)
+
+
 CEILING_EVAL_IMAGES = 2000
 
 
@@ -299,7 +349,7 @@ def main(argv=None) -> None:
     parser.add_argument("--labels-per-class", type=int, default=None,
                         help="5 for digits, 10 for mnist by default")
     parser.add_argument("--draws", type=int, default=None,
-                        help="label draws (digits: 5, mnist --stacked: 3)")
+                        help="label draws (digits: 5, mnist: 3); plain mnist starts at draw --seed")
     parser.add_argument("--epochs", type=int, default=None,
                         help="passes over the unlabeled digits (default 60), or over MNIST "
                              "with --all-labels (default 10)")
@@ -322,6 +372,9 @@ def main(argv=None) -> None:
     parser.add_argument("--labeled-weight", choices=["batch", "paper"], default="batch",
                         help="weight of the labeled bound: 1 (batch means alike) or "
                              "N_labeled/N_unlabeled (the paper's sums)")
+    parser.add_argument("--shift", type=int, default=0,
+                        help="mnist: shift each labeled image by up to this many pixels at "
+                             "every step (M2 and the baseline alike)")
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--baseline-steps", type=int, default=1000)
@@ -333,6 +386,9 @@ def main(argv=None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--log", default=None, help="append JSON lines here (mnist)")
     parser.add_argument("--out", default=None, help="write the result JSON here")
+    parser.add_argument("--record", nargs="?", const=str(ssvae.MNIST_RESULTS_FILE), default=None,
+                        help="mnist (plain or --stacked): store the per-draw figures in this "
+                             "file (default: the one notebook 08 reads)")
     parser.add_argument("--device", default="cpu",
                         help="cpu, cuda, mps, or auto (CUDA, then MPS, then CPU)")
     args = parser.parse_args(argv)
@@ -352,6 +408,8 @@ def main(argv=None) -> None:
         parser.error("--all-labels and --stacked need the mnist dataset")
     if args.all_labels and args.stacked:
         parser.error("choose one of --all-labels and --stacked")
+    if args.record and (not mnist or args.all_labels):
+        parser.error("--record stores mnist runs of M2 or M1+M2 (not digits, not --all-labels)")
     if not mnist:
         run = run_digits
     else:
@@ -359,6 +417,10 @@ def main(argv=None) -> None:
                run_mnist_stacked if args.stacked else run_mnist)
     result = run(args)
     result["config"] = vars(args)
+    if args.record:
+        command = " ".join(["python benchmarks/bench_ssvae.py",
+                            *(sys.argv[1:] if argv is None else argv)])
+        record(result, args, command, Path(args.record))
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(result, indent=1))

@@ -389,6 +389,31 @@ def dynamic_binarize(x: torch.Tensor, generator: torch.Generator | None = None) 
     return (u < x).to(x.dtype)
 
 
+def random_shift(x: torch.Tensor, image_shape: tuple[int, int], max_shift: int,
+                 generator: torch.Generator | None = None) -> torch.Tensor:
+    """Each image moved by its own random whole-pixel offset in [-max_shift, max_shift] along
+    both axes, uncovered pixels 0: x (B, H·W) -> (B, H·W)."""
+    if not isinstance(x, torch.Tensor) or x.dim() != 2:
+        raise ValueError(f"x must be a (B, H*W) tensor, got {getattr(x, 'shape', type(x))}")
+    height, width = image_shape
+    if height * width != x.shape[1]:
+        raise ValueError(f"image_shape {tuple(image_shape)} has {height * width} pixels but x "
+                         f"has {x.shape[1]} per image")
+    whole = isinstance(max_shift, int) and not isinstance(max_shift, bool)
+    if not whole or not 0 <= max_shift < min(height, width):
+        raise ValueError(f"max_shift must be a whole number of pixels in [0, "
+                         f"{min(height, width)}), got {max_shift!r}")
+    if max_shift == 0:
+        return x
+    s, b, device = max_shift, len(x), x.device
+    padded = torch.nn.functional.pad(x.view(b, height, width), (s, s, s, s))
+    offset = torch.randint(0, 2 * s + 1, (2, b), generator=generator, device=device)
+    rows = offset[0, :, None] + torch.arange(height, device=device)  # (B, H) rows of padded
+    cols = offset[1, :, None] + torch.arange(width, device=device)  # (B, W)
+    batch = torch.arange(b, device=device)[:, None, None]
+    return padded[batch, rows[:, :, None], cols[:, None, :]].reshape(b, -1)
+
+
 def download_mnist(
     data_dir: str | os.PathLike | None = None,
     base_url: str | Sequence[str] | None = None,

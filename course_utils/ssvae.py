@@ -17,8 +17,11 @@ inference model q(z, y|x) = q(z|x,y) q(y|x) (eq. 4 of the paper).
 
 from __future__ import annotations
 
+import json
 import math
+import os
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -268,7 +271,7 @@ def classification_weight(num_total: int, num_labeled: int, alpha: float = PAPER
 def semi_supervised_loss_fn(x_labeled: torch.Tensor, y_labeled: torch.Tensor, alpha: float,
                             labeled_batch_size: int = 100, binarize: bool = False,
                             labeled_weight: float = 1.0, labeled_loss_fn=None,
-                            unlabeled_loss_fn=None):
+                            unlabeled_loss_fn=None, augment=None):
     """A ``fit`` loss on unlabeled batches: J = mean U(x_u) + w·mean L(x_l,y_l) + α·mean CE.
 
     Each step draws ``labeled_batch_size`` labeled pairs (without replacement within a step) to
@@ -278,9 +281,11 @@ def semi_supervised_loss_fn(x_labeled: torch.Tensor, y_labeled: torch.Tensor, al
     P(x=1) = x for both batches at every step. ``labeled_loss_fn(model, x, y, alpha) -> (B,)``
     (L + α·CE, for w = 1 only) and ``unlabeled_loss_fn(model, x) -> (B,)`` replace the
     reference ``labeled_loss`` and ``unlabeled_loss`` (notebook 08 trains with yours).
+    ``augment(x_l) -> x_l`` transforms each labeled batch before binarisation (e.g. small random
+    shifts, ``data.random_shift``), so the few labels are not memorised pixel for pixel.
     """
     for hook, hook_name in ((labeled_loss_fn, "labeled_loss_fn"),
-                            (unlabeled_loss_fn, "unlabeled_loss_fn")):
+                            (unlabeled_loss_fn, "unlabeled_loss_fn"), (augment, "augment")):
         if hook is not None and not callable(hook):
             raise TypeError(f"{hook_name} must be a function, got {type(hook).__name__}")
     if labeled_loss_fn is not None and labeled_weight != 1:
@@ -300,6 +305,8 @@ def semi_supervised_loss_fn(x_labeled: torch.Tensor, y_labeled: torch.Tensor, al
         index = torch.randperm(n, device=x_labeled.device)[:labeled_batch_size]
         x_l = x_labeled[index].to(x.device, x.dtype)
         y_l = y_labeled[index].to(x.device)
+        if augment is not None:
+            x_l = _same_shape(augment(x_l), x_l, "augment")
         if binarize:
             x, x_l = dynamic_binarize(x), dynamic_binarize(x_l)
         if labeled_loss_fn is not None:
@@ -320,11 +327,45 @@ def semi_supervised_loss_fn(x_labeled: torch.Tensor, y_labeled: torch.Tensor, al
     return loss_fn
 
 
+def _same_shape(out, x: torch.Tensor, name: str) -> torch.Tensor:
+    if not isinstance(out, torch.Tensor) or out.shape != x.shape:
+        got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ValueError(f"{name} must return a batch of the shape it was given, "
+                         f"{tuple(x.shape)}, got {got}")
+    return out
+
+
 def _per_example(loss: torch.Tensor, batch: int, name: str) -> torch.Tensor:
     if not isinstance(loss, torch.Tensor) or loss.shape != (batch,):
         got = tuple(loss.shape) if isinstance(loss, torch.Tensor) else type(loss).__name__
         raise ValueError(f"{name} must return one loss per example, shape ({batch},), got {got}")
     return loss
+
+
+# --------------------------------------------------------------------------- recorded figures
+
+MNIST_RESULTS_FILE = Path(__file__).resolve().parent / "bundled" / "ssvae_mnist_results.json"
+
+
+def mnist_results(path: str | os.PathLike | None = None) -> dict:
+    """The figures ``benchmarks/bench_ssvae.py mnist --record`` stored, by model name.
+
+    Each model's entry holds its command, split and settings and, per label draw, the
+    accuracies of the model and of the classifier-only baseline, the CPU-minutes, and the
+    validation accuracy during training as (CPU-minutes, accuracy) pairs ("curve")."""
+    path = Path(path) if path is not None else MNIST_RESULTS_FILE
+    try:
+        results = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no recorded MNIST results at {path}; run "
+                                "benchmarks/bench_ssvae.py mnist --record to make them") from None
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path} is not valid JSON ({error}); rerun the benchmark with "
+                         "--record") from None
+    if not isinstance(results, dict) or not all(
+            isinstance(entry, dict) and entry.get("draws") for entry in results.values()):
+        raise ValueError(f"{path} does not hold per-model draws; rerun the benchmark with --record")
+    return results
 
 
 # --------------------------------------------------------------------------- classifiers
@@ -344,15 +385,21 @@ def accuracy(classify, x: torch.Tensor, y: torch.Tensor, batch_size: int = 2048)
 
 def fit_classifier(classifier: nn.Module, x: torch.Tensor, y: torch.Tensor, *, num_steps: int,
                    batch_size: int = 100, lr: float = 1e-3, weight_decay: float = 0.0,
-                   binarize: bool = False) -> list[float]:
-    """The supervised-only baseline: minimise cross-entropy on (x, y) with Adam; -> step losses."""
+                   binarize: bool = False, augment=None) -> list[float]:
+    """The supervised-only baseline: minimise cross-entropy on (x, y) with Adam; -> step losses.
+
+    ``augment(x_batch) -> x_batch`` transforms each batch before binarisation, as in
+    ``semi_supervised_loss_fn``."""
     _require_dims(num_steps=num_steps, batch_size=batch_size)
+    if augment is not None and not callable(augment):
+        raise TypeError(f"augment must be a function, got {type(augment).__name__}")
     _require_labels(y, int(y.max()) + 1, len(x))
     optimizer = torch.optim.Adam(classifier.parameters(), lr=lr, weight_decay=weight_decay)
     losses = []
     for _ in range(num_steps):
         index = torch.randperm(len(x), device=x.device)[:batch_size]
-        xb = dynamic_binarize(x[index]) if binarize else x[index]
+        xb = x[index] if augment is None else _same_shape(augment(x[index]), x[index], "augment")
+        xb = dynamic_binarize(xb) if binarize else xb
         loss = F.cross_entropy(classifier(xb), y[index])
         require_finite_loss(loss, len(losses), "fit_classifier")
         optimizer.zero_grad()

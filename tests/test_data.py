@@ -43,6 +43,7 @@ from course_utils.data import (
     load_images,
     load_mnist,
     load_mnist_subset,
+    random_shift,
     read_idx,
 )
 
@@ -328,6 +329,46 @@ def test_load_mnist_binarize_is_fixed_and_dynamic_binarize_is_fresh(tmp_path):
     assert torch.equal(dynamic_binarize(torch.tensor([0.0, 1.0])), torch.tensor([0.0, 1.0]))
     half = dynamic_binarize(torch.full((400, 500), 0.3, dtype=torch.float64))
     assert half.dtype == torch.float64 and abs(half.mean().item() - 0.3) < 0.005  # sd 0.0007
+
+
+def _shifted_by_loop(image: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
+    """image (H, W) moved dy rows down and dx columns right, uncovered pixels 0."""
+    out = torch.zeros_like(image)
+    h, w = image.shape
+    for r in range(h):
+        for c in range(w):
+            if 0 <= r - dy < h and 0 <= c - dx < w:
+                out[r, c] = image[r - dy, c - dx]
+    return out
+
+
+def test_random_shift_moves_each_image_by_its_own_offset_within_range():
+    images = torch.rand(300, 5, 6)
+    shifted = random_shift(images.view(300, -1), (5, 6), 2, torch.Generator().manual_seed(0))
+    assert shifted.shape == (300, 30)
+    offsets = set()
+    for image, out in zip(images, shifted.view(300, 5, 6), strict=True):
+        matches = [(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3)
+                   if torch.equal(out, _shifted_by_loop(image, dy, dx))]
+        assert len(matches) == 1  # random pixels: exactly one offset fits
+        offsets.add(matches[0])
+    assert len(offsets) == 25  # every offset in [-2, 2]² occurs among 300 images
+    x = torch.rand(4, 30)
+    assert random_shift(x, (5, 6), 0) is x
+    again = random_shift(images.view(300, -1), (5, 6), 2, torch.Generator().manual_seed(0))
+    assert torch.equal(shifted, again)
+
+
+@pytest.mark.parametrize("x, shape, max_shift, match", [
+    (torch.rand(4, 30), (5, 5), 1, "has 25 pixels"),
+    (torch.rand(4, 5, 6), (5, 6), 1, r"\(B, H\*W\)"),
+    (torch.rand(4, 30), (5, 6), 5, r"in \[0, 5\)"),
+    (torch.rand(4, 30), (5, 6), 1.5, "whole number"),
+    (torch.rand(4, 30), (5, 6), -1, "whole number"),
+])
+def test_random_shift_validates_input(x, shape, max_shift, match):
+    with pytest.raises(ValueError, match=match):
+        random_shift(x, shape, max_shift)
 
 
 def test_dynamic_binarize_validates_input():

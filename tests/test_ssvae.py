@@ -153,6 +153,46 @@ def test_semi_supervised_loss_combines_the_two():
     torch.testing.assert_close(out["labeled"] + 3.0 * out["ce"] + out["unlabeled"], out["loss"])
 
 
+def test_augment_transforms_the_labeled_batch_only():
+    model, x_l, y_l, x_u = _model(), _x(5, 1), torch.tensor([0, 1, 2, 3, 0]), _x(7, 2)
+    seen = []
+
+    def flip(x):
+        seen.append(x.shape)
+        return x.flip(1)
+
+    loss_fn = ssvae.semi_supervised_loss_fn(x_l, y_l, alpha=3.0, labeled_batch_size=10,
+                                            augment=flip)
+    torch.manual_seed(0)
+    out = loss_fn(model, x_u)
+    assert seen == [x_l.shape]
+    torch.manual_seed(0)
+    order = torch.randperm(5)  # the labeled batch the loss drew
+    torch.manual_seed(0)
+    torch.randperm(5)
+    expected = ssvae.labeled_loss(model, x_l[order].flip(1), y_l[order], 3.0).mean() + \
+        ssvae.unlabeled_loss(model, x_u).mean()
+    torch.testing.assert_close(out["loss"], expected, rtol=0, atol=1e-4)
+    bad = ssvae.semi_supervised_loss_fn(x_l, y_l, alpha=3.0, augment=lambda x: x[:, :2])
+    with pytest.raises(ValueError, match="augment must return a batch of the shape"):
+        bad(model, x_u)
+    with pytest.raises(TypeError, match="augment must be a function"):
+        ssvae.semi_supervised_loss_fn(x_l, y_l, alpha=3.0, augment="shift")
+
+
+def test_fit_classifier_trains_on_augmented_batches():
+    x, y = _x(6, 1).float(), torch.tensor([0, 1, 2, 3, 0, 1])
+    seen = []
+    classifier = MLP(X_DIM, (8,), K)
+    ssvae.fit_classifier(classifier, x, y, num_steps=3, batch_size=4,
+                         augment=lambda xb: seen.append(len(xb)) or torch.zeros_like(xb))
+    assert seen == [4, 4, 4]
+    with pytest.raises(ValueError, match="augment must return"):
+        ssvae.fit_classifier(classifier, x, y, num_steps=1, augment=lambda xb: xb[:1])
+    with pytest.raises(TypeError, match="augment must be a function"):
+        ssvae.fit_classifier(classifier, x, y, num_steps=1, augment=3)
+
+
 def test_gradients_reach_the_classifier_through_the_unlabeled_loss():
     model, x = _model(), _x()
     ssvae.unlabeled_loss(model, x).sum().backward()
@@ -271,12 +311,17 @@ def test_bench_ssvae_runs_every_mode_end_to_end(tmp_path, fake_mnist, load_bench
 
     fake_mnist(240)  # 200 training images (1 label per class below) and 40 validation images
     bench.main(["mnist", "--labels-per-class", "1", "--budget-cpu-min", "0.002",
-                "--eval-every", "2", "--device", "cpu", *small,
-                "--out", str(tmp_path / "mnist.json")])
+                "--eval-every", "2", "--device", "cpu", "--draws", "2", "--seed", "3",
+                "--shift", "1", *small, "--out", str(tmp_path / "mnist.json"),
+                "--record", str(tmp_path / "recorded.json")])
     mnist = json.loads((tmp_path / "mnist.json").read_text())
-    assert mnist["records"] and 0 <= mnist["final"]["valid_acc"] <= 1
+    assert [r["draw"] for r in mnist["rows"]] == [3, 4]
+    for row in mnist["rows"]:
+        assert row["records"] and 0 <= row["m2_acc"] <= row["best_valid_acc"] <= 1
+        assert 0 <= row["baseline_acc"] <= 1 and 0 <= row["baseline_unshifted_acc"] <= 1
+        assert row["steps"] == row["records"][-1]["step"] >= 1
     assert mnist["split"].startswith("validation split") and mnist["config"]["device"] == "cpu"
-    assert mnist["best_valid_acc"] >= mnist["final"]["valid_acc"]
+    assert set(mnist["summary"]) == {"baseline_acc", "m2_acc"}
 
     bench.CEILING_EVAL_IMAGES = 30  # fewer than the 40 validation images: both get cut
     bench.main(["mnist", "--all-labels", "--epochs", "2", "--batch-size", "50", *small,
@@ -291,13 +336,43 @@ def test_bench_ssvae_runs_every_mode_end_to_end(tmp_path, fake_mnist, load_bench
 
     bench.main(["mnist", "--stacked", "--labels-per-class", "1", "--draws", "2",
                 "--m1-epochs", "1", "--m1-z-dim", "4", "--m1-hidden", "8", "--m2-steps", "3",
-                "--z-dim", "2", *small, "--out", str(tmp_path / "stacked.json")])
+                "--z-dim", "2", *small, "--out", str(tmp_path / "stacked.json"),
+                "--record", str(tmp_path / "recorded.json")])
     stacked = json.loads((tmp_path / "stacked.json").read_text())
     assert [r["draw"] for r in stacked["rows"]] == [0, 1]
     assert all(0 <= r["m1m2_acc"] <= 1 and r["records"][-1]["step"] == 3
                and r["total_cpu_min"] >= r["m1_cpu_min"] for r in stacked["rows"])
     assert 1 <= stacked["m1_active_dims"] <= 4
     assert stacked["split"].startswith("validation split")
+
+    recorded = ssvae.mnist_results(tmp_path / "recorded.json")  # both runs, one file
+    assert set(recorded) == {"M2", "M1+M2"}
+    assert [d["draw"] for d in recorded["M2"]["draws"]] == [3, 4]
+    assert [d["accuracy"] for d in recorded["M2"]["draws"]] == [r["m2_acc"] for r in mnist["rows"]]
+    assert [d["accuracy"] for d in recorded["M1+M2"]["draws"]] == [
+        r["m1m2_acc"] for r in stacked["rows"]]
+    assert recorded["M2"]["settings"]["shift"] == 1
+    assert "m1_epochs" not in recorded["M2"]["settings"]
+    assert recorded["M1+M2"]["settings"]["m2_steps"] == 3
+    assert "--stacked" in recorded["M1+M2"]["command"]
+    m1 = recorded["M1+M2"]["m1_cpu_min"]
+    for d in recorded["M1+M2"]["draws"]:  # M1+M2's curves start after M1's CPU time
+        assert d["curve"][0][0] >= m1 and d["cpu_min"] >= m1
+    assert "baseline_unshifted_acc" in recorded["M2"]["draws"][0]
+    with pytest.raises(SystemExit):
+        bench.main(["digits", "--record", str(tmp_path / "no.json")])
+    assert "--record stores mnist runs" in capsys.readouterr().err
+
+
+def test_mnist_results_reads_the_recorded_file_and_explains_a_bad_one(tmp_path):
+    with pytest.raises(FileNotFoundError, match="--record"):
+        ssvae.mnist_results(tmp_path / "missing.json")
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        ssvae.mnist_results(tmp_path / "bad.json")
+    (tmp_path / "empty.json").write_text('{"M2": {"draws": []}}')
+    with pytest.raises(ValueError, match="per-model draws"):
+        ssvae.mnist_results(tmp_path / "empty.json")
 
 
 # --------------------------------------------------------------------------- M1+M2
