@@ -296,6 +296,8 @@ def record(result: dict, args, command: str, path: Path) -> None:
     for row in result["rows"]:
         entry = {"draw": row["draw"], "accuracy": row[key], "baseline_acc": row["baseline_acc"],
                  "cpu_min": row["total_cpu_min"] if stacked else row["cpu_min"],
+                 # the generative classifier argmax_y ELBO(x, y) at the end, 1,000 images
+                 "generative_acc_1k": row["records"][-1]["valid_acc_argmax_elbo_1k"],
                  "curve": [[round(m1_cpu_min + r["cpu_min"], 2), r["valid_acc"]]
                            for r in row["records"]]}
         if "baseline_unshifted_acc" in row:

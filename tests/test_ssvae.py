@@ -359,6 +359,8 @@ def test_bench_ssvae_runs_every_mode_end_to_end(tmp_path, fake_mnist, load_bench
     for d in recorded["M1+M2"]["draws"]:  # M1+M2's curves start after M1's CPU time
         assert d["curve"][0][0] >= m1 and d["cpu_min"] >= m1
     assert "baseline_unshifted_acc" in recorded["M2"]["draws"][0]
+    assert all(0 <= d["generative_acc_1k"] <= 1 for entry in recorded.values()
+               for d in entry["draws"])
     with pytest.raises(SystemExit):
         bench.main(["digits", "--record", str(tmp_path / "no.json")])
     assert "--record stores mnist runs" in capsys.readouterr().err
