@@ -222,6 +222,7 @@ def run_mnist(args) -> dict:
             row["baseline_unshifted_acc"] = ssvae.accuracy(
                 baseline_classifier(x.shape[1], x_l, y_l, args, binarize=True), x_valid, y_valid)
         print(json.dumps({"draw": draw, **row}), file=log, flush=True)
+        torch.manual_seed(draw)  # M2's initial weights do not depend on the baselines' steps
         model = make_model(x.shape[1], args)
         records = train_m2(model, x_l, y_l, x_u, args, budget_cpu_min=args.budget_cpu_min,
                            max_wall_min=args.max_wall_min, x_valid=x_valid, y_valid=y_valid,
@@ -307,7 +308,16 @@ def record(result: dict, args, command: str, path: Path) -> None:
                 if not (stacked and k == "budget_cpu_min")
                 and not (not stacked and k.startswith(("m1_", "m2_")))}
     results = json.loads(path.read_text()) if path.exists() else {}
-    results[name] = {"command": command, "split": result["split"], "settings": settings,
+    earlier = results.get(name, {})
+    commands = [command]
+    if earlier.get("settings") == settings and earlier.get("split") == result["split"]:
+        # the same model and split: keep the label draws this run did not make (runs of
+        # separate draws in parallel processes, e.g. --seed 2 --draws 1, add up)
+        made = {d["draw"] for d in draws}
+        draws = sorted([d for d in earlier["draws"] if d["draw"] not in made] + draws,
+                       key=lambda d: d["draw"])
+        commands = [c for c in earlier.get("commands", []) if c != command] + commands
+    results[name] = {"commands": commands, "split": result["split"], "settings": settings,
                      "date": time.strftime("%Y-%m-%d"), "draws": draws,
                      **({"m1_cpu_min": m1_cpu_min, "m1_active_dims": result["m1_active_dims"]}
                         if stacked else {})}

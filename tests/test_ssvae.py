@@ -354,13 +354,24 @@ def test_bench_ssvae_runs_every_mode_end_to_end(tmp_path, fake_mnist, load_bench
     assert recorded["M2"]["settings"]["shift"] == 1
     assert "m1_epochs" not in recorded["M2"]["settings"]
     assert recorded["M1+M2"]["settings"]["m2_steps"] == 3
-    assert "--stacked" in recorded["M1+M2"]["command"]
+    assert "--stacked" in recorded["M1+M2"]["commands"][-1]
     m1 = recorded["M1+M2"]["m1_cpu_min"]
     for d in recorded["M1+M2"]["draws"]:  # M1+M2's curves start after M1's CPU time
         assert d["curve"][0][0] >= m1 and d["cpu_min"] >= m1
     assert "baseline_unshifted_acc" in recorded["M2"]["draws"][0]
     assert all(0 <= d["generative_acc_1k"] <= 1 for entry in recorded.values()
                for d in entry["draws"])
+    # another process's draw of the same model and settings adds to the recorded draws
+    bench.main(["mnist", "--labels-per-class", "1", "--budget-cpu-min", "0.002",
+                "--eval-every", "2", "--device", "cpu", "--draws", "1", "--seed", "7",
+                "--shift", "1", *small, "--record", str(tmp_path / "recorded.json")])
+    merged = ssvae.mnist_results(tmp_path / "recorded.json")["M2"]
+    assert [d["draw"] for d in merged["draws"]] == [3, 4, 7] and len(merged["commands"]) == 2
+    bench.main(["mnist", "--labels-per-class", "1", "--budget-cpu-min", "0.002",  # new settings
+                "--eval-every", "2", "--draws", "1", "--seed", "7", *small,
+                "--record", str(tmp_path / "recorded.json")])
+    replaced = ssvae.mnist_results(tmp_path / "recorded.json")["M2"]
+    assert [d["draw"] for d in replaced["draws"]] == [7] and replaced["settings"]["shift"] == 0
     with pytest.raises(SystemExit):
         bench.main(["digits", "--record", str(tmp_path / "no.json")])
     assert "--record stores mnist runs" in capsys.readouterr().err
