@@ -8,12 +8,24 @@ unlabeled; test accuracy of q(y|x) for M2 and of the same classifier network tra
 cross-entropy on the 50 labels only, over 5 draws of the labels.
 
 mnist: 10 labels per class (100) from the first 50,000 training images, the other 49,900
-unlabeled, accuracy on the validation split (the last 10,000 training images). Training
+unlabeled, accuracy on the validation split (the last 10,000 training images); with the t10k
+files in DATA_DIR, all 60,000 training images and the official test split instead. For each
+label draw (--draws from --seed), the classifier-only baseline, then M2 on pixels. Training
 stops when the process has used --budget-cpu-min minutes of CPU time (or --max-wall-min of
 wall-clock time); the learning rate decays with a cosine over whichever budget is nearer
-its end. One JSON line per evaluation goes to the log (and the whole run to --out), with
-the load average and the accuracy of the generative classifier argmax_y ELBO(x, y), so a
-run on a shared machine can be judged. Defaults: z = 2, one hidden layer of 256.
+its end. --shift K moves each labeled image by up to K pixels at every step (M2 and the
+baseline; the baseline without shifts is reported too). One JSON line per evaluation goes to
+the log (and the whole run to --out), with the load average and the accuracy of the
+generative classifier argmax_y ELBO(x, y), so a run on a shared machine can be judged.
+Defaults: z = 2, one hidden layer of 256. The settings of the recorded run (RESULTS.md):
+
+    DATA_DIR=/path/to/mnist python benchmarks/bench_ssvae.py mnist --z-dim 2 \
+        --hidden 500 500 --classifier-hidden 500 --shift 2 --budget-cpu-min 15 --threads 1 \
+        --eval-every 1000 --record
+
+--record (mnist, plain or --stacked) stores each draw's figures in the file notebook 08 reads
+(course_utils/bundled/ssvae_mnist_results.json); runs of other draws with the same settings
+add to it, so draws can run in separate processes (--seed 2 --draws 1).
 
 mnist --stacked: M1+M2 (the paper's section 3.1.2). M1, a VAE (z = 50, 500-500), trains once
 on every training image without labels (--m1-epochs); M2 (GaussianM2: z = 50, hidden 500)

@@ -101,6 +101,19 @@ def existing_rows(section_body: list[str]) -> dict[str, str]:
     return rows
 
 
+def notes_after_table(section_body: list[str]) -> list[str]:
+    """The hand-written lines after the table (what each run changed), kept on a rewrite."""
+    table = [i for i, line in enumerate(section_body) if line.startswith("|")]
+    if not table:
+        return []
+    notes = section_body[table[-1] + 1:]
+    while notes and not notes[0].strip():
+        notes = notes[1:]
+    while notes and not notes[-1].strip():
+        notes = notes[:-1]
+    return notes
+
+
 def section_bounds(lines: list[str]) -> tuple[int, int] | None:
     """(first body line, end) of the run-times section, or None if the file has none."""
     for i, line in enumerate(lines):
@@ -120,6 +133,7 @@ def write_results(results: Path, new_rows: dict[str, str], keep: set[str], comma
         bounds = (len(lines), len(lines))
     old = {k: v for k, v in existing_rows(lines[bounds[0]:bounds[1]]).items() if k in keep}
     rows = {**old, **new_rows}
+    notes = notes_after_table(lines[bounds[0]:bounds[1]])
     body = [
         "",
         f"Measured with `{command}` on {platform.machine()} with {os.cpu_count()} CPU cores "
@@ -133,6 +147,7 @@ def write_results(results: Path, new_rows: dict[str, str], keep: set[str], comma
         RULE,
         *(rows[stem] for stem in sorted(rows)),
         "",
+        *([*notes, ""] if notes else []),
     ]
     lines[bounds[0]:bounds[1]] = body
     results.write_text("\n".join(lines).rstrip("\n") + "\n")

@@ -32,6 +32,20 @@ def test_write_results_replaces_only_its_section(tmp_path, time_notebooks):
     assert "| 00_welcome | 12.0 |" in text and "| 01_x | 50.0 |" in text and "| ✗ |" in text
 
 
+def test_write_results_keeps_the_notes_under_the_table(tmp_path, time_notebooks):
+    results = tmp_path / "RESULTS.md"
+    row = time_notebooks.table_row("00_welcome", 12.0, 30.0, False)
+    results.write_text("# Benchmark results\n\n## Notebook run times\n\nold intro\n\n"
+                       f"{time_notebooks.HEADER}\n{time_notebooks.RULE}\n{row}\n\n"
+                       "2026-12-03: 06 was cut.\nSecond line.\n\n## GMM\n\nkeep me\n")
+    more = {"01_x": time_notebooks.table_row("01_x", 5.0, 9.0, False)}
+    time_notebooks.write_results(results, more, keep={"00_welcome"}, command="make bench")
+    text = results.read_text()
+    assert "old intro" not in text and "| 01_x | 5.0 |" in text
+    assert "| 01_x | 5.0 | 9.0 | ✓ |" in text.split("2026-12-03")[0]  # the table, then the notes
+    assert "\n\n2026-12-03: 06 was cut.\nSecond line.\n\n## GMM\n\nkeep me\n" in text
+
+
 @pytest.fixture
 def bench_disentangle(load_benchmark):
     return load_benchmark("bench_disentangle")

@@ -488,3 +488,24 @@ def test_fit_m1_learns_and_checks_its_input():
         ssvae.fit_m1(2 * x, num_epochs=1)
     with pytest.raises(ValueError, match=r"\(N, D\)"):
         ssvae.fit_m1(x[0], num_epochs=1)
+
+
+def test_recorded_mnist_results_are_the_ones_results_md_reports():
+    """Notebook 08 plots the bundled file; RESULTS.md's table must quote the same figures."""
+    from pathlib import Path
+
+    results = ssvae.mnist_results()
+    assert set(results) == {"M2", "M1+M2"}
+    table = Path(__file__).resolve().parents[1].joinpath("benchmarks", "RESULTS.md").read_text()
+    rows = {"M2": "| **M2 on pixels**", "M1+M2": "| **M1+M2**, final"}
+    for name, start in rows.items():
+        line = next(line for line in table.splitlines() if line.startswith(start))
+        draws = results[name]["draws"]
+        assert [d["draw"] for d in draws] == [0, 1, 2]
+        for d in draws:
+            assert f"**{d['accuracy']:.3f}**" in line, (name, d["draw"], line)
+        mean = sum(d["accuracy"] for d in draws) / len(draws)
+        assert f"**{mean:.3f} ±" in line, (name, mean, line)
+    baseline = next(line for line in table.splitlines()
+                    if line.startswith("| classifier only, labeled images shifted"))
+    assert all(f"{d['baseline_acc']:.3f}" in baseline for d in results["M2"]["draws"])
